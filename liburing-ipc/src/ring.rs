@@ -1,0 +1,429 @@
+//! The ring: setup, the three mappings, submission and completion.
+//!
+//! Memory ordering follows the contract in the header comment of the
+//! kernel's io_uring/io_uring.c:
+//! - SQ: SQE stores must be visible before the new SQ tail; we publish the
+//!   tail with a release store (the kernel reads it with smp_load_acquire).
+//! - CQ: the kernel publishes the CQ tail with smp_store_release; we read it
+//!   with an acquire load before reading CQEs, and release our CQ head store
+//!   so the kernel cannot overwrite a CQE we are still reading.
+//! - SQPOLL: between publishing the tail and reading IORING_SQ_NEED_WAKEUP a
+//!   full fence is needed (the kernel sets the flag, then rechecks the tail
+//!   after its own smp_mb); otherwise both sides can miss each other and the
+//!   poller sleeps with work queued.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+use uapi_headers::io_uring::*;
+
+use crate::error::{Error, Result};
+use crate::opcode::Sqe;
+use crate::sys;
+
+/// One mmap'ed region, unmapped on drop.
+struct Mmap {
+    ptr: NonNull<libc::c_void>,
+    len: usize,
+}
+
+impl Mmap {
+    fn new(fd: RawFd, offset: u64, len: usize) -> Result<Mmap> {
+        // SAFETY: a fresh shared mapping of the ring fd; no existing memory is
+        // affected, and the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::last_os("mmap io_uring"));
+        }
+        Ok(Mmap {
+            ptr: NonNull::new(ptr).expect("mmap never returns NULL on success"),
+            len,
+        })
+    }
+
+    /// Pointer `off` bytes into the mapping.
+    fn at<T>(&self, off: u32) -> *mut T {
+        assert!(
+            off as usize + std::mem::size_of::<T>() <= self.len,
+            "offset outside mapping"
+        );
+        // SAFETY: in bounds, checked above.
+        unsafe { self.ptr.as_ptr().cast::<u8>().add(off as usize).cast() }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what mmap returned; nothing borrows it
+        // past the Ring that owns it.
+        unsafe { libc::munmap(self.ptr.as_ptr(), self.len) };
+    }
+}
+
+/// A completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cqe {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+
+/// Which opcodes the running kernel supports (IORING_REGISTER_PROBE).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub last_op: u8,
+    supported: Vec<bool>,
+}
+
+impl Probe {
+    pub fn supports(&self, op: u8) -> bool {
+        self.supported.get(op as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Options for [`Ring`].
+#[derive(Debug, Clone, Default)]
+pub struct RingBuilder {
+    entries: u32,
+    flags: u32,
+    cq_entries: Option<u32>,
+    sq_thread_idle: u32,
+}
+
+impl RingBuilder {
+    /// IORING_SETUP_SINGLE_ISSUER: only this task submits.
+    pub fn single_issuer(mut self) -> Self {
+        self.flags |= IORING_SETUP_SINGLE_ISSUER;
+        self
+    }
+    /// IORING_SETUP_DEFER_TASKRUN: completion work runs only when this task
+    /// waits for completions (requires SINGLE_ISSUER).
+    pub fn defer_taskrun(mut self) -> Self {
+        self.flags |= IORING_SETUP_DEFER_TASKRUN;
+        self
+    }
+    /// IORING_SETUP_SQPOLL with the given idle time in milliseconds.
+    pub fn sqpoll(mut self, idle_ms: u32) -> Self {
+        self.flags |= IORING_SETUP_SQPOLL;
+        self.sq_thread_idle = idle_ms;
+        self
+    }
+    pub fn cq_entries(mut self, n: u32) -> Self {
+        self.flags |= IORING_SETUP_CQSIZE;
+        self.cq_entries = Some(n);
+        self
+    }
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags |= flags;
+        self
+    }
+
+    pub fn build(self) -> Result<Ring> {
+        let mut p = io_uring_params {
+            flags: self.flags,
+            sq_thread_idle: self.sq_thread_idle,
+            cq_entries: self.cq_entries.unwrap_or(0),
+            ..Default::default()
+        };
+        // SAFETY: p is a valid io_uring_params for the kernel to fill in.
+        let fd = unsafe { sys::io_uring_setup(self.entries, &mut p) };
+        if fd < 0 {
+            let e = Error::last_os("io_uring_setup");
+            return Err(if e.errno() == Some(libc::ENOSYS) {
+                Error::Unsupported("io_uring")
+            } else {
+                e
+            });
+        }
+        // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ring::map(fd, p)
+    }
+}
+
+/// An io_uring instance.
+pub struct Ring {
+    fd: OwnedFd,
+    params: io_uring_params,
+    sq_map: Mmap,
+    cq_map: Option<Mmap>,
+    sqes: Mmap,
+    sq_mask: u32,
+    cq_mask: u32,
+    /// Next SQE slot to fill (local; published by `flush`).
+    sqe_tail: u32,
+}
+
+// SAFETY: the ring's shared memory is only touched through &mut self (SQ)
+// or with atomics; moving a Ring to another thread is fine (unless created
+// with SINGLE_ISSUER, where the kernel itself enforces the submitter).
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// A ring with `entries` SQEs and default flags.
+    pub fn new(entries: u32) -> Result<Ring> {
+        Ring::builder(entries).build()
+    }
+
+    pub fn builder(entries: u32) -> RingBuilder {
+        RingBuilder {
+            entries,
+            ..Default::default()
+        }
+    }
+
+    fn map(fd: OwnedFd, p: io_uring_params) -> Result<Ring> {
+        let raw = fd.as_raw_fd();
+        let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+        let cq_len =
+            p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<io_uring_cqe>();
+        let single = p.features & IORING_FEAT_SINGLE_MMAP != 0;
+        let sq_map = Mmap::new(
+            raw,
+            IORING_OFF_SQ_RING,
+            if single { sq_len.max(cq_len) } else { sq_len },
+        )?;
+        let cq_map = if single {
+            None
+        } else {
+            Some(Mmap::new(raw, IORING_OFF_CQ_RING, cq_len)?)
+        };
+        let sqes = Mmap::new(
+            raw,
+            IORING_OFF_SQES,
+            p.sq_entries as usize * std::mem::size_of::<io_uring_sqe>(),
+        )?;
+        let mut ring = Ring {
+            fd,
+            params: p,
+            sq_map,
+            cq_map,
+            sqes,
+            sq_mask: 0,
+            cq_mask: 0,
+            sqe_tail: 0,
+        };
+        // SAFETY: offsets come from the kernel and lie inside the mappings.
+        unsafe {
+            ring.sq_mask = *ring.sq_map.at::<u32>(p.sq_off.ring_mask);
+            ring.cq_mask = *ring.cq().at::<u32>(p.cq_off.ring_mask);
+            // Identity indirection: SQ array slot i always names SQE i.
+            let array = ring.sq_map.at::<u32>(p.sq_off.array);
+            for i in 0..p.sq_entries {
+                *array.add(i as usize) = i;
+            }
+            ring.sqe_tail = (*ring.sq_atomic(p.sq_off.tail)).load(Ordering::Relaxed);
+        }
+        Ok(ring)
+    }
+
+    fn cq(&self) -> &Mmap {
+        self.cq_map.as_ref().unwrap_or(&self.sq_map)
+    }
+
+    fn sq_atomic(&self, off: u32) -> &AtomicU32 {
+        // SAFETY: a u32 inside the SQ mapping, which lives as long as self;
+        // the kernel accesses it concurrently, so only ever as an atomic.
+        unsafe { &*self.sq_map.at::<AtomicU32>(off) }
+    }
+
+    fn cq_atomic(&self, off: u32) -> &AtomicU32 {
+        // SAFETY: as sq_atomic, for the CQ mapping.
+        unsafe { &*self.cq().at::<AtomicU32>(off) }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn params(&self) -> &io_uring_params {
+        &self.params
+    }
+
+    /// Free SQ slots.
+    pub fn sq_space(&self) -> u32 {
+        let head = self
+            .sq_atomic(self.params.sq_off.head)
+            .load(Ordering::Acquire);
+        self.params.sq_entries - self.sqe_tail.wrapping_sub(head)
+    }
+
+    /// Queue one SQE (not yet visible to the kernel: see [`Ring::submit`]).
+    ///
+    /// # Safety
+    /// Every buffer, struct or fd the SQE points to must stay valid (and
+    /// buffers the kernel writes must not be read or moved) until its
+    /// completion has been reaped.
+    pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
+        if self.sq_space() == 0 {
+            return Err(Error::SubmissionQueueFull);
+        }
+        let idx = self.sqe_tail & self.sq_mask;
+        let slot = self
+            .sqes
+            .at::<io_uring_sqe>(idx * std::mem::size_of::<io_uring_sqe>() as u32);
+        // SAFETY: idx < sq_entries; the kernel does not read this slot until
+        // the tail published in flush() covers it.
+        unsafe { slot.write(sqe.0) };
+        self.sqe_tail = self.sqe_tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publish queued SQEs; returns how many the kernel has not consumed.
+    fn flush(&self) -> u32 {
+        let tail = self.sq_atomic(self.params.sq_off.tail);
+        // Release: the SQE writes in push() happen-before the kernel's
+        // acquire load of the tail.
+        tail.store(self.sqe_tail, Ordering::Release);
+        let head = self
+            .sq_atomic(self.params.sq_off.head)
+            .load(Ordering::Acquire);
+        self.sqe_tail.wrapping_sub(head)
+    }
+
+    fn sqpoll(&self) -> bool {
+        self.params.flags & IORING_SETUP_SQPOLL != 0
+    }
+
+    /// Submit queued SQEs and wait for at least `want` completions.
+    pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
+        let pending = self.flush();
+        let mut flags = 0;
+        let mut to_submit = pending;
+        if self.sqpoll() {
+            to_submit = 0;
+            // Full fence between the tail store and the flag load: pairs
+            // with the SQ thread's smp_mb() after setting NEED_WAKEUP.
+            fence(Ordering::SeqCst);
+            let sq_flags = self
+                .sq_atomic(self.params.sq_off.flags)
+                .load(Ordering::Relaxed);
+            if sq_flags & IORING_SQ_NEED_WAKEUP != 0 {
+                flags |= IORING_ENTER_SQ_WAKEUP;
+            }
+            if pending > 0 && flags == 0 && want == 0 {
+                return Ok(pending);
+            }
+        }
+        if want > 0 || self.params.flags & IORING_SETUP_DEFER_TASKRUN != 0 {
+            flags |= IORING_ENTER_GETEVENTS;
+        }
+        loop {
+            // SAFETY: plain enter without an extended argument.
+            let r = unsafe {
+                sys::io_uring_enter(self.fd(), to_submit, want, flags, std::ptr::null(), 0)
+            };
+            if r >= 0 {
+                return Ok(if self.sqpoll() { pending } else { r as u32 });
+            }
+            let e = Error::last_os("io_uring_enter");
+            if e.errno() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Submit queued SQEs without waiting.
+    pub fn submit(&mut self) -> Result<u32> {
+        self.submit_and_wait(0)
+    }
+
+    /// Take the next completion, if there is one.
+    pub fn pop_cqe(&mut self) -> Option<Cqe> {
+        let head_a = self.cq_atomic(self.params.cq_off.head);
+        let head = head_a.load(Ordering::Relaxed);
+        // Acquire: pairs with the kernel's release store of the CQ tail, so
+        // the CQE contents below are complete.
+        let tail = self
+            .cq_atomic(self.params.cq_off.tail)
+            .load(Ordering::Acquire);
+        if head == tail {
+            return None;
+        }
+        let idx = head & self.cq_mask;
+        let off = self.params.cq_off.cqes + idx * std::mem::size_of::<io_uring_cqe>() as u32;
+        // SAFETY: the slot lies in the CQ mapping and belongs to us until the
+        // head store below hands it back to the kernel.
+        let c = unsafe { self.cq().at::<io_uring_cqe>(off).read() };
+        // Release: our read of the CQE completes before the kernel may reuse it.
+        head_a.store(head.wrapping_add(1), Ordering::Release);
+        Some(Cqe {
+            user_data: c.user_data,
+            res: c.res,
+            flags: c.flags,
+        })
+    }
+
+    /// Wait for and return one completion.
+    pub fn wait_cqe(&mut self) -> Result<Cqe> {
+        loop {
+            if let Some(c) = self.pop_cqe() {
+                return Ok(c);
+            }
+            self.submit_and_wait(1)?;
+        }
+    }
+
+    /// Submit and collect exactly `n` completions (in completion order).
+    pub fn submit_and_collect(&mut self, n: usize) -> Result<Vec<Cqe>> {
+        let mut out = Vec::with_capacity(n);
+        self.submit()?;
+        while out.len() < n {
+            out.push(self.wait_cqe()?);
+        }
+        Ok(out)
+    }
+
+    /// IORING_REGISTER_PROBE.
+    pub fn probe(&self) -> Result<Probe> {
+        const N: usize = 256;
+        #[repr(C)]
+        struct Buf {
+            hdr: io_uring_probe,
+            ops: [io_uring_probe_op; N],
+        }
+        let mut buf = Buf {
+            hdr: Default::default(),
+            ops: [Default::default(); N],
+        };
+        // SAFETY: buf has room for the header and N ops, as nr_args says.
+        let r = unsafe {
+            self.register_raw(
+                IORING_REGISTER_PROBE,
+                (&mut buf as *mut Buf).cast(),
+                N as u32,
+            )
+        };
+        if r < 0 {
+            return Err(Error::last_os("IORING_REGISTER_PROBE"));
+        }
+        let n = buf.hdr.ops_len as usize;
+        let mut supported = vec![false; N];
+        for op in &buf.ops[..n.min(N)] {
+            supported[op.op as usize] = op.flags & IO_URING_OP_SUPPORTED != 0;
+        }
+        Ok(Probe {
+            last_op: buf.hdr.last_op,
+            supported,
+        })
+    }
+
+    /// Raw io_uring_register(2); returns the syscall's result (-1 + errno).
+    ///
+    /// # Safety
+    /// `arg` must be valid for what `opcode` reads and writes.
+    pub unsafe fn register_raw(&self, opcode: u32, arg: *mut libc::c_void, nr_args: u32) -> i32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { sys::io_uring_register(self.fd(), opcode, arg, nr_args) }
+    }
+}

@@ -1,0 +1,219 @@
+//! Host dependencies: check what is missing, install it when we can.
+//!
+//! Debian and Ubuntu only (apt + dpkg). virtme-ng comes from PyPI, because
+//! bookworm does not package it.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::flags::DepsArgs;
+
+/// What a command is about to do, and so which tools it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Fetch, patch, configure and build the kernel.
+    Build,
+    /// Boot it (and build it first).
+    Vm,
+    /// Everything, including 32-bit toolchains for compat selftests.
+    All,
+}
+
+/// Debian packages and what each provides, grouped by the need they serve.
+const BUILD_PACKAGES: &[&str] = &[
+    "make",
+    "gcc",
+    "git",
+    "flex",
+    "bison",
+    "bc",
+    "perl",
+    "xz-utils",
+    "cpio",
+    "zstd",
+    "libelf-dev",
+    "libssl-dev",
+    "ccache",
+    "python3",
+    "rsync",
+];
+const VM_PACKAGES: &[&str] = &["qemu-system-x86", "udev"];
+const TEST_PACKAGES: &[&str] = &["gcc-multilib", "sparse", "libpopt-dev"];
+
+fn packages_for(need: Need) -> Vec<&'static str> {
+    let mut p = BUILD_PACKAGES.to_vec();
+    if matches!(need, Need::Vm | Need::All) {
+        p.extend_from_slice(VM_PACKAGES);
+    }
+    if need == Need::All {
+        p.extend_from_slice(TEST_PACKAGES);
+    }
+    p
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn missing_packages(sh: &Shell, pkgs: &[&str]) -> Result<Vec<String>> {
+    if which("dpkg-query").is_none() {
+        bail!(
+            "dpkg-query not found: `cargo xtask deps` supports Debian and Ubuntu hosts; \
+             elsewhere install the equivalents of: {}",
+            pkgs.join(" ")
+        );
+    }
+    let mut missing = Vec::new();
+    for p in pkgs {
+        let fmt = "-f=${Status}";
+        let status = cmd!(sh, "dpkg-query -W {fmt} {p}")
+            .quiet()
+            .ignore_status()
+            .ignore_stderr()
+            .read()?;
+        if !status.ends_with("install ok installed") {
+            missing.push(p.to_string());
+        }
+    }
+    Ok(missing)
+}
+
+/// Path of the `vng` launcher, wherever pip put it.
+pub fn vng_path() -> Option<PathBuf> {
+    if let Some(p) = which("vng") {
+        return Some(p);
+    }
+    let home = std::env::var_os("HOME")?;
+    let local = PathBuf::from(home).join(".local/bin/vng");
+    local.exists().then_some(local)
+}
+
+/// Find an executable on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+struct Missing {
+    apt: Vec<String>,
+    vng: bool,
+}
+
+impl Missing {
+    fn is_empty(&self) -> bool {
+        self.apt.is_empty() && !self.vng
+    }
+
+    fn commands(&self) -> Vec<String> {
+        let sudo = if is_root() { "" } else { "sudo " };
+        let mut c = Vec::new();
+        if !self.apt.is_empty() {
+            c.push(format!("{sudo}apt-get update"));
+            c.push(format!(
+                "{sudo}apt-get install -y --no-install-recommends {}",
+                self.apt.join(" ")
+            ));
+        }
+        if self.vng {
+            c.push("python3 -m pip install virtme-ng".to_string());
+        }
+        c
+    }
+}
+
+fn missing(sh: &Shell, need: Need) -> Result<Missing> {
+    let mut apt = missing_packages(sh, &packages_for(need))?;
+    let vng = need != Need::Build && vng_path().is_none();
+    let have_pip = cmd!(sh, "python3 -m pip --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    if vng && !have_pip {
+        apt.push("python3-pip".into());
+    }
+    Ok(Missing { apt, vng })
+}
+
+/// Fail with the exact commands to run when something `need` requires is
+/// missing. Every xtask command calls this before doing real work.
+pub fn require(sh: &Shell, need: Need) -> Result<()> {
+    let m = missing(sh, need)?;
+    if m.is_empty() {
+        return Ok(());
+    }
+    let mut what: Vec<String> = m.apt.clone();
+    if m.vng {
+        what.push("virtme-ng (PyPI)".into());
+    }
+    bail!(
+        "missing host dependencies: {}\nrun `cargo xtask deps`, or by hand:\n  {}",
+        what.join(", "),
+        m.commands().join("\n  ")
+    )
+}
+
+pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
+    let m = missing(sh, Need::All)?;
+    if m.is_empty() {
+        println!("deps: everything is installed");
+        return Ok(());
+    }
+    if !m.apt.is_empty() {
+        println!("deps: missing Debian packages: {}", m.apt.join(" "));
+    }
+    if m.vng {
+        println!("deps: missing virtme-ng (installed from PyPI)");
+    }
+    if args.check {
+        bail!(
+            "missing host dependencies; install with:\n  {}",
+            m.commands().join("\n  ")
+        );
+    }
+    if !m.apt.is_empty() {
+        if !is_root() {
+            bail!(
+                "installing Debian packages needs root; run:\n  {}",
+                m.commands().join("\n  ")
+            );
+        }
+        let pkgs = &m.apt;
+        println!("deps: apt-get install {}", pkgs.join(" "));
+        cmd!(sh, "apt-get update -q")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()?;
+        cmd!(
+            sh,
+            "apt-get install -y -q --no-install-recommends {pkgs...}"
+        )
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    }
+    if missing(sh, Need::All)?.vng {
+        println!("deps: pip install virtme-ng");
+        let user = if is_root() { None } else { Some("--user") };
+        let first = cmd!(sh, "python3 -m pip install -q {user...} virtme-ng")
+            .ignore_stderr()
+            .run();
+        if first.is_err() {
+            // Distribution pythons refuse pip installs (PEP 668) unless told.
+            cmd!(
+                sh,
+                "python3 -m pip install -q {user...} --break-system-packages virtme-ng"
+            )
+            .run()?;
+        }
+        if vng_path().is_none() {
+            bail!("virtme-ng installed but `vng` is not on PATH nor in ~/.local/bin");
+        }
+    }
+    println!("deps: done");
+    Ok(())
+}

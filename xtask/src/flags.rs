@@ -1,0 +1,127 @@
+//! Command-line interface of `cargo xtask`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Patched-kernel development and VM test workspace for io_uring IPC
+/// channels and mq_timedreceive2().
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Install the host packages the workspace needs (idempotent).
+    Deps(DepsArgs),
+    /// Fetch the pinned base kernel, apply patches/, configure and build it.
+    BuildKernel(BuildArgs),
+    /// Work on the patch series: apply, export, check.
+    Patches(PatchesArgs),
+    /// Boot the built kernel in a virtme-ng VM (a shell, or run CMD).
+    Vm(VmArgs),
+    /// Build kernel and selftests, run every selftest in the VM.
+    Test(TestArgs),
+    /// Runs inside the VM: executes selftest binaries (used by `test`).
+    #[command(hide = true)]
+    GuestRun(GuestRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// Small config, quick to build and boot.
+    Fast,
+    /// Adds lockdep, KASAN, DEBUG_LIST, DEBUG_ATOMIC_SLEEP and friends.
+    Debug,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Fast => "fast",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DepsArgs {
+    /// Only report what is missing; install nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    #[arg(long, value_enum, default_value = "fast")]
+    pub profile: Profile,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run make even when the inputs are unchanged since the last build.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PatchesArgs {
+    #[command(subcommand)]
+    pub cmd: PatchesCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatchesCmd {
+    /// Create target/kernel/dev: base + patches/series as commits to edit.
+    Apply {
+        /// Recreate the tree even if it has commits not yet exported.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Regenerate patches/ and patches/series from the dev tree's commits.
+    Export,
+    /// Run scripts/checkpatch.pl --strict on every patch in the series.
+    Check,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VmArgs {
+    #[arg(long, value_enum, default_value = "fast")]
+    pub profile: Profile,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Guest memory, as understood by vng (e.g. 2G).
+    #[arg(long, default_value = "2G")]
+    pub memory: String,
+    /// Command to run in the guest; an interactive shell when empty.
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    #[arg(long, value_enum, default_value = "fast")]
+    pub profile: Profile,
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Per-selftest-binary timeout in seconds (killed and failed after it).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Only run selftest binaries whose name contains this string.
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GuestRunArgs {
+    /// Directory (shared with the host) for per-binary output and kernel logs.
+    #[arg(long)]
+    pub results: std::path::PathBuf,
+    #[arg(long)]
+    pub timeout: u64,
+    /// Selftest binaries to run, in order.
+    pub binaries: Vec<std::path::PathBuf>,
+}

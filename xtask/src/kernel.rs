@@ -1,0 +1,520 @@
+//! The kernel pipeline: pinned base source -> git tree -> patches -> config
+//! -> build.
+//!
+//! Layout under target/kernel/:
+//!   dl/            the downloaded .deb and its unpacked tarball
+//!   src/           git repo: tag `base` = pristine source, HEAD = base +
+//!                  patches/series; the tree `build-kernel` builds from
+//!   dev/           a worktree of src/ for editing (`patches apply`)
+//!   build-<prof>/  out-of-tree (O=) build directory per profile
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use xshell::{cmd, Shell};
+
+use crate::flags::{BuildArgs, Profile};
+use crate::kconfig::Fragment;
+use crate::progress::Progress;
+use crate::series::Series;
+
+/// Identity used for commits the workspace makes itself (base, `git am`).
+pub const GIT_NAME: &str = "uring-ipc xtask";
+pub const GIT_EMAIL: &str = "xtask@uring-ipc.invalid";
+/// Fixed date of the base commit, so its hash depends only on the source.
+const BASE_DATE: &str = "2025-01-01T00:00:00Z";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseSource {
+    pub package: String,
+    pub version: String,
+    pub tarball: String,
+    pub sha256: String,
+}
+
+impl BaseSource {
+    pub fn load() -> Result<BaseSource> {
+        let path = patch_dir().join("base.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let b: BaseSource =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if b.sha256.len() != 64 || !b.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("{}: sha256 must be 64 hex digits", path.display());
+        }
+        Ok(b)
+    }
+}
+
+pub fn patch_dir() -> PathBuf {
+    crate::project_root().join("patches")
+}
+pub fn kernel_dir() -> PathBuf {
+    crate::target_dir().join("kernel")
+}
+pub fn src_dir() -> PathBuf {
+    kernel_dir().join("src")
+}
+pub fn dev_dir() -> PathBuf {
+    kernel_dir().join("dev")
+}
+pub fn build_dir(profile: Profile) -> PathBuf {
+    kernel_dir().join(format!("build-{}", profile.name()))
+}
+pub fn bzimage(profile: Profile) -> PathBuf {
+    build_dir(profile).join("arch/x86/boot/bzImage")
+}
+
+/// The result of a successful build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub bzimage: PathBuf,
+    pub release: String,
+    pub build_dir: PathBuf,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_str(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex(&h.finalize())
+}
+
+fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
+    cmd!(
+        sh,
+        "git -C {repo} -c user.name={GIT_NAME} -c user.email={GIT_EMAIL}"
+    )
+}
+
+/// Download the pinned package, verify the tarball, extract a git tree with
+/// the pristine source as commit `base`. Idempotent: a tree already made from
+/// the same tarball is reused as it is.
+pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
+    let base = BaseSource::load()?;
+    let src = src_dir();
+    let stamp = src.join(".git/uring-ipc-base");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(base.sha256.as_str()) {
+        return Ok(src);
+    }
+    let t0 = Instant::now();
+    let dl = kernel_dir().join("dl");
+    std::fs::create_dir_all(&dl)?;
+    let deb_name = format!(
+        "{}_{}_all.deb",
+        base.package,
+        base.version.replace(':', "%3a")
+    );
+    let deb = dl.join(&deb_name);
+    if !deb.exists() {
+        println!("[base] downloading {}={}", base.package, base.version);
+        let spec = format!("{}={}", base.package, base.version);
+        let _d = sh.push_dir(&dl);
+        let got = cmd!(sh, "apt-get download -q {spec}").ignore_stderr().run();
+        if got.is_err() || !deb.exists() {
+            bail!(
+                "could not download {spec}. Check that apt knows it \
+                 (`apt-cache policy {}` after `apt-get update`); Debian may have \
+                 stopped serving this version, in which case pin another one in \
+                 patches/base.toml",
+                base.package
+            );
+        }
+    }
+    let unpacked = dl.join("unpacked");
+    let tarball = unpacked.join(&base.tarball);
+    if !tarball.exists() {
+        println!("[base] unpacking {deb_name}");
+        let _ = std::fs::remove_dir_all(&unpacked);
+        cmd!(sh, "dpkg-deb -x {deb} {unpacked}").run()?;
+    }
+    print!("[base] verifying sha256 of {} ... ", base.tarball);
+    let got = sha256_file(&tarball)?;
+    if got != base.sha256 {
+        println!("MISMATCH");
+        bail!(
+            "checksum mismatch for {}:\n  expected {}\n  got      {}\n\
+             nothing was extracted or built; delete {} to download again",
+            tarball.display(),
+            base.sha256,
+            got,
+            dl.display()
+        );
+    }
+    println!("ok");
+
+    let tmp = kernel_dir().join("src.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    println!("[base] extracting into a git tree (about a minute)");
+    cmd!(sh, "tar -xf {tarball} -C {tmp} --strip-components=1").run()?;
+    strip_debian_gitignore(&tmp.join(".gitignore"))?;
+    cmd!(sh, "git init -q -b build {tmp}").run()?;
+    git(sh, &tmp).args(["add", "-A"]).run()?;
+    let msg = format!("Linux {} ({} {})", base.version, base.package, base.sha256);
+    git(sh, &tmp)
+        .args(["commit", "-q", "--no-verify", "-m", &msg])
+        .env("GIT_AUTHOR_DATE", BASE_DATE)
+        .env("GIT_COMMITTER_DATE", BASE_DATE)
+        .run()?;
+    git(sh, &tmp).args(["tag", "base"]).run()?;
+    std::fs::write(tmp.join(".git/uring-ipc-base"), &base.sha256)?;
+    if src.exists() {
+        std::fs::remove_dir_all(&src)?;
+    }
+    std::fs::rename(&tmp, &src)?;
+    println!("[base] ready in {:.0?}", t0.elapsed());
+    Ok(src)
+}
+
+/// Debian's tarball ships a .gitignore whose last block ignores everything at
+/// the top level (it is meant for Debian's packaging repository). Left in, it
+/// would hide new files from git in the trees developers edit.
+fn strip_debian_gitignore(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some(i) = text.find("#\n# Debian packaging") {
+        std::fs::write(path, &text[..i])?;
+    }
+    Ok(())
+}
+
+/// Hash identifying a series: names and contents of every patch, in order.
+pub fn series_hash(series: &Series) -> Result<String> {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
+        parts.push(name.as_bytes().to_vec());
+        parts.push(std::fs::read(&path)?);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    Ok(sha256_str(&refs))
+}
+
+/// Apply the series to `repo` (reset to `base` first). Strict: the first
+/// patch that does not apply stops everything, named, with git's reason.
+///
+/// Files whose content ends up the same as before keep their mtime, so make
+/// rebuilds only what a changed patch really changed.
+pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) -> Result<bool> {
+    let hash = series_hash(series)?;
+    let git_dir = git(sh, repo)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .quiet()
+        .read()?;
+    let stamp = PathBuf::from(git_dir).join(stamp_name);
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(hash.as_str()) {
+        let dirty = git(sh, repo)
+            .args(["status", "--porcelain"])
+            .quiet()
+            .read()?;
+        if dirty.is_empty() {
+            return Ok(false);
+        }
+    }
+    let _ = std::fs::remove_file(&stamp);
+
+    // Remember content and mtime of every file the old series touched.
+    let touched = git(sh, repo)
+        .args(["diff", "--name-only", "base", "HEAD"])
+        .quiet()
+        .read()
+        .unwrap_or_default();
+    let mut before: BTreeMap<String, (String, SystemTime)> = BTreeMap::new();
+    for f in touched.lines() {
+        let p = repo.join(f);
+        if let (Ok(meta), Ok(blob)) = (
+            std::fs::metadata(&p),
+            git(sh, repo)
+                .arg("rev-parse")
+                .arg(format!("HEAD:{f}"))
+                .quiet()
+                .ignore_stderr()
+                .read(),
+        ) {
+            before.insert(f.to_string(), (blob, meta.modified()?));
+        }
+    }
+
+    let _ = git(sh, repo)
+        .args(["am", "--abort"])
+        .quiet()
+        .ignore_stderr()
+        .ignore_status()
+        .run();
+    git(sh, repo)
+        .args(["reset", "-q", "--hard", "base"])
+        .run()?;
+    git(sh, repo).args(["clean", "-fdq"]).run()?;
+    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
+        let out = git(sh, repo)
+            .args(["am", "-q", "--no-3way", "--keep-cr"])
+            .arg(&path)
+            .quiet()
+            .ignore_status()
+            .output()?;
+        if !out.status.success() {
+            let _ = git(sh, repo)
+                .args(["am", "--abort"])
+                .quiet()
+                .ignore_stderr()
+                .ignore_status()
+                .run();
+            let reason = String::from_utf8_lossy(&out.stderr);
+            let reason = reason
+                .lines()
+                .filter(|l| !l.starts_with("hint:"))
+                .collect::<Vec<_>>()
+                .join("\n  ");
+            bail!("patches/{name} does not apply to the tree (base + the patches before it):\n  {reason}");
+        }
+    }
+
+    let mut kept = 0;
+    for (f, (blob, mtime)) in &before {
+        let now = git(sh, repo)
+            .arg("rev-parse")
+            .arg(format!("HEAD:{f}"))
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        if &now == blob {
+            let file = std::fs::File::options().write(true).open(repo.join(f))?;
+            file.set_modified(*mtime)?;
+            kept += 1;
+        }
+    }
+    if !before.is_empty() {
+        println!(
+            "[patches] {kept} of {} previously patched files unchanged (mtimes kept)",
+            before.len()
+        );
+    }
+    std::fs::write(&stamp, &hash)?;
+    Ok(true)
+}
+
+pub fn fragments(profile: Profile) -> Vec<PathBuf> {
+    let dir = crate::project_root().join("kernel-config");
+    let mut v = vec![dir.join("base.config"), dir.join("ipc.config")];
+    if profile == Profile::Debug {
+        v.push(dir.join("debug.config"));
+    }
+    v
+}
+
+/// The merged request for a profile.
+pub fn merged_fragment(profile: Profile) -> Result<Fragment> {
+    let frags = fragments(profile)
+        .iter()
+        .map(|p| Fragment::load(p))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Fragment::merge(&frags))
+}
+
+fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Result<()> {
+    let out = build_dir(profile);
+    std::fs::create_dir_all(&out)?;
+    let request = merged_fragment(profile)?;
+    let key = sha256_str(&[request.render().as_bytes(), series_hash.as_bytes()]);
+    let stamp = out.join(".xtask-config");
+    let config = out.join(".config");
+    if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&stamp);
+    println!("[config] tinyconfig + {}", fragment_names(profile));
+    let o = format!("O={}", out.display());
+    cmd!(sh, "make -s -C {src} {o} tinyconfig")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    let tiny = std::fs::read_to_string(&config)?;
+    std::fs::write(&config, request.apply_to(&tiny))?;
+    cmd!(sh, "make -s -C {src} {o} olddefconfig")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    let fin = std::fs::read_to_string(&config)?;
+    let bad = request.verify(&fin);
+    if !bad.is_empty() {
+        let lines: Vec<String> = bad
+            .iter()
+            .map(|(k, want, got)| format!("  {k}: requested {want}, got {got}"))
+            .collect();
+        bail!(
+            "Kconfig did not keep these options (a dependency is missing or they \
+             are not user-settable); fix kernel-config/:\n{}",
+            lines.join("\n")
+        );
+    }
+    std::fs::write(&stamp, key)?;
+    Ok(())
+}
+
+fn fragment_names(profile: Profile) -> String {
+    fragments(profile)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Environment for reproducible, ccache-friendly kernel builds.
+fn make_env(cmd: &mut Command) {
+    cmd.env("KBUILD_BUILD_USER", "uring-ipc")
+        .env("KBUILD_BUILD_HOST", "xtask")
+        .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
+        .env("CCACHE_BASEDIR", crate::project_root())
+        .env("CCACHE_NOHASHDIR", "1")
+        .env(
+            "CCACHE_SLOPPINESS",
+            "time_macros,include_file_mtime,include_file_ctime",
+        )
+        .env_remove("ARCH")
+        .env_remove("CROSS_COMPILE");
+}
+
+pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
+    let t0 = Instant::now();
+    let profile = args.profile;
+    let src = prepare_base(sh)?;
+    let series = Series::load(&patch_dir())?;
+    let changed = apply_series(sh, &src, &series, "uring-ipc-series")?;
+    println!(
+        "[patches] {} patch{} from patches/series{}",
+        series.patches.len(),
+        if series.patches.len() == 1 { "" } else { "es" },
+        if changed { " applied" } else { " (unchanged)" }
+    );
+    let shash = series_hash(&series)?;
+    configure(sh, &src, profile, &shash)?;
+
+    let out = build_dir(profile);
+    let config = std::fs::read(out.join(".config"))?;
+    let key = sha256_str(&[&config, shash.as_bytes(), b"bzImage"]);
+    let stamp = out.join(".xtask-built");
+    let image = bzimage(profile);
+    let up_to_date =
+        image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str());
+    if up_to_date && !args.force {
+        println!("[build] {} kernel is up to date", profile.name());
+    } else {
+        let _ = std::fs::remove_file(&stamp);
+        run_make(&src, &out, profile, args.jobs.unwrap_or_else(default_jobs))?;
+        std::fs::write(&stamp, key)?;
+    }
+    let release = kernel_release(sh, &src, profile)?;
+    println!(
+        "[build] done in {}\n  image:   {}\n  release: {}",
+        crate::progress::fmt_duration(t0.elapsed()),
+        image.display(),
+        release
+    );
+    Ok(Built {
+        bzimage: image,
+        release,
+        build_dir: out,
+    })
+}
+
+pub fn kernel_release(sh: &Shell, src: &Path, profile: Profile) -> Result<String> {
+    let o = format!("O={}", build_dir(profile).display());
+    Ok(cmd!(sh, "make -s -C {src} {o} kernelrelease")
+        .quiet()
+        .read()?
+        .trim()
+        .to_string())
+}
+
+fn run_make(src: &Path, out: &Path, profile: Profile, jobs: usize) -> Result<()> {
+    let cc = if crate::deps::which("ccache").is_some() {
+        "ccache gcc"
+    } else {
+        "gcc"
+    };
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(src)
+        .arg(format!("O={}", out.display()))
+        .arg(format!("-j{jobs}"))
+        .arg(format!("CC={cc}"))
+        .arg("bzImage")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    make_env(&mut cmd);
+    let count_file = out.join(".xtask-steps");
+    let expected = std::fs::read_to_string(&count_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let mut progress = Progress::new(&format!("build {}", profile.name()), expected);
+    println!(
+        "[build] make -j{jobs} bzImage (CC={cc}) in {}",
+        out.display()
+    );
+    let mut child = cmd.spawn().context("running make")?;
+    let stderr = child.stderr.take().unwrap();
+    // Compiler diagnostics go to stderr: show them as they come.
+    let err_thread = std::thread::spawn(move || {
+        let mut tail: Vec<String> = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            tail.push(line);
+            if tail.len() > 200 {
+                tail.remove(0);
+            }
+        }
+        tail
+    });
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        progress.line(&line);
+    }
+    let status = child.wait()?;
+    let _ = err_thread.join();
+    progress.finish();
+    if !status.success() {
+        bail!("kernel build failed ({status}); the compiler's messages are above");
+    }
+    // Remember the size of a full build, for the next one's percentage.
+    if expected.map_or(progress.steps() > 100, |e: u64| {
+        progress.steps() * 10 >= e * 8
+    }) {
+        std::fs::write(count_file, progress.steps().to_string())?;
+    }
+    Ok(())
+}

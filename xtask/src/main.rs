@@ -1,0 +1,51 @@
+//! `cargo xtask`: build the patched kernel, boot it, run the selftests.
+
+mod deps;
+mod flags;
+mod guest;
+mod kconfig;
+mod kernel;
+mod ktap;
+mod patches;
+mod progress;
+mod series;
+mod splat;
+mod test;
+mod uapi;
+mod vm;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::Parser;
+use xshell::Shell;
+
+fn main() -> Result<()> {
+    let flags = flags::Xtask::parse();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match flags.cmd {
+        flags::Cmd::Deps(args) => deps::run(&sh, &args),
+        flags::Cmd::BuildKernel(args) => {
+            deps::require(&sh, deps::Need::Build)?;
+            kernel::build(&sh, &args).map(|_| ())
+        }
+        flags::Cmd::Patches(args) => patches::run(&sh, &args),
+        flags::Cmd::Vm(args) => vm::run(&sh, &args),
+        flags::Cmd::Test(args) => test::run(&sh, &args),
+        flags::Cmd::GuestRun(args) => guest::run(&args),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Everything the xtask generates lives under target/.
+pub fn target_dir() -> PathBuf {
+    project_root().join("target")
+}

@@ -1,0 +1,250 @@
+//! `cargo xtask test`: build kernel + selftests, boot once, run every
+//! selftest binary in the guest, judge KTAP, exit status and kernel log.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::flags::{BuildArgs, Profile, TestArgs};
+use crate::ktap::{tally_binary, Exit, Tally};
+use crate::vm::{self, VmSpec};
+
+/// Names of the selftest binaries, in the order they run.
+pub fn selftest_names() -> Result<Vec<String>> {
+    let dir = crate::project_root().join("selftests/src/bin");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path();
+            if p.extension()? != "rs" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    // The smoke test goes first: if it fails, nothing else is trustworthy.
+    if let Some(i) = names.iter().position(|n| n == "smoke") {
+        let s = names.remove(i);
+        names.insert(0, s);
+    }
+    Ok(names)
+}
+
+/// Build the selftest binaries (release: they run under emulation).
+pub fn build_selftests(sh: &Shell) -> Result<PathBuf> {
+    println!("[selftests] cargo build --release -p selftests");
+    cmd!(sh, "cargo build --quiet --release -p selftests --bins").run()?;
+    Ok(crate::target_dir().join("release"))
+}
+
+pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
+    crate::deps::require(sh, crate::deps::Need::All)?;
+    let built = crate::kernel::build(
+        sh,
+        &BuildArgs {
+            profile: args.profile,
+            jobs: args.jobs,
+            force: false,
+        },
+    )?;
+    let uapi_absent = crate::uapi::check(sh, &built)?;
+    let bin_dir = build_selftests(sh)?;
+    let names: Vec<String> = selftest_names()?
+        .into_iter()
+        .filter(|n| args.filter.as_deref().is_none_or(|f| n.contains(f)))
+        .collect();
+    if names.is_empty() {
+        bail!("no selftest binary matches {:?}", args.filter);
+    }
+
+    let results = crate::target_dir()
+        .join("vm-results")
+        .join(args.profile.name());
+    let _ = std::fs::remove_dir_all(&results);
+    std::fs::create_dir_all(&results)?;
+    let xtask = std::env::current_exe()?;
+    let mut exec = vec![
+        "env".to_string(),
+        format!("URING_IPC_EXPECT_RELEASE={}", built.release),
+        xtask.display().to_string(),
+        "guest-run".into(),
+        "--results".into(),
+        results.display().to_string(),
+        "--timeout".into(),
+        args.timeout.to_string(),
+    ];
+    exec.extend(names.iter().map(|n| bin_dir.join(n).display().to_string()));
+
+    let accel = vm::detect_accel();
+    println!("{}", vm::describe(&accel, args.cpus, &built));
+    let spec = VmSpec {
+        kernel: &built,
+        cpus: args.cpus,
+        memory: "2G",
+        rwdirs: vec![&results],
+        exec: Some(exec),
+    };
+    let mut command = vm::command(&spec, &accel)?;
+    command.stdout(Stdio::piped()).stdin(Stdio::null());
+    // Its own process group, so the watchdog can take QEMU down with it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let boot_allowance = match (&accel, args.profile) {
+        (vm::Accel::Kvm, _) => 60,
+        (vm::Accel::Tcg(_), Profile::Fast) => 180,
+        (vm::Accel::Tcg(_), Profile::Debug) => 400,
+    };
+    let budget = Duration::from_secs(boot_allowance + args.timeout * names.len() as u64 + 30);
+    let t0 = Instant::now();
+    println!(
+        "[vm] booting; {} selftest binaries; watchdog {}s",
+        names.len(),
+        budget.as_secs()
+    );
+    let mut child = command.spawn()?;
+    let pgid = child.id() as libc::pid_t;
+    let stdout = child.stdout.take().unwrap();
+    let echo = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{l}");
+        }
+    });
+    let mut watchdog_fired = false;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if t0.elapsed() > budget {
+            watchdog_fired = true;
+            // SAFETY: kill() on the process group we created for vng/QEMU.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = echo.join();
+    println!(
+        "[vm] finished in {} ({})",
+        crate::progress::fmt_duration(t0.elapsed()),
+        match status {
+            Some(s) => format!("vng {s}"),
+            None => "killed by the watchdog".into(),
+        }
+    );
+
+    let report = judge(&results, &names)?;
+    let guest_release = std::fs::read_to_string(results.join("uname")).unwrap_or_default();
+    if guest_release.trim() != built.release {
+        println!(
+            "# the guest ran kernel {:?}, expected {:?}",
+            guest_release.trim(),
+            built.release
+        );
+    }
+    for p in &report.tally.problems {
+        println!("# problem: {p}");
+    }
+    for (origin, s) in &report.splats {
+        println!("# kernel splat during {origin}:\n{}", s.text);
+    }
+    let t = &report.tally;
+    println!(
+        "# {} kernel {} ({}), {} vCPUs",
+        args.profile.name(),
+        built.release,
+        accel.name(),
+        args.cpus
+    );
+    println!(
+        "{} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.skipped
+    );
+    if !uapi_absent.is_empty() {
+        println!(
+            "# uapi items not in this kernel's headers: {}",
+            uapi_absent.join(", ")
+        );
+    }
+    if watchdog_fired {
+        bail!("the VM did not finish within {}s", budget.as_secs());
+    }
+    if t.failed > 0 || !report.splats.is_empty() {
+        bail!(
+            "{} failed test case(s), {} kernel splat(s)",
+            t.failed,
+            report.splats.len()
+        );
+    }
+    if guest_release.trim() != built.release {
+        bail!("the selftests did not run in the kernel that was built");
+    }
+    if let Some(s) = status {
+        if !s.success() {
+            bail!("vng exited with {s} although every selftest passed");
+        }
+    }
+    Ok(())
+}
+
+pub struct Report {
+    pub tally: Tally,
+    pub splats: Vec<(String, crate::splat::Splat)>,
+}
+
+/// Read the guest's result files and judge them.
+pub fn judge(results: &std::path::Path, names: &[String]) -> Result<Report> {
+    let mut tally = Tally::default();
+    let mut splats = Vec::new();
+    let boot = std::fs::read_to_string(results.join("boot.dmesg")).unwrap_or_default();
+    for s in crate::splat::find(&boot) {
+        splats.push(("boot".to_string(), s));
+    }
+    for n in names {
+        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
+        let exit = std::fs::read_to_string(results.join(format!("{n}.exit")))
+            .map(|s| Exit::parse(&s))
+            .unwrap_or(Exit::Missing);
+        tally.add(&tally_binary(n, &ktap, &exit));
+        let log = std::fs::read_to_string(results.join(format!("{n}.dmesg"))).unwrap_or_default();
+        for s in crate::splat::find(&log) {
+            splats.push((n.clone(), s));
+        }
+    }
+    Ok(Report { tally, splats })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_reads_results_and_splats() {
+        let dir = std::env::temp_dir().join(format!("xtask-judge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("boot.dmesg"), "[0.1] booting\n").unwrap();
+        std::fs::write(
+            dir.join("a.ktap"),
+            "KTAP version 1\n1..2\nok 1 x\nok 2 y # SKIP z\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("a.exit"), "exit 0\n").unwrap();
+        std::fs::write(
+            dir.join("a.dmesg"),
+            "[1.0] BUG: KASAN: use-after-free in f\n",
+        )
+        .unwrap();
+        let r = judge(&dir, &["a".into(), "b".into()]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((r.tally.passed, r.tally.skipped), (1, 1));
+        // b never ran: no plan and missing exit.
+        assert_eq!(r.tally.failed, 2);
+        assert_eq!(r.splats.len(), 1);
+        assert_eq!(r.splats[0].0, "a");
+    }
+}

@@ -1,0 +1,147 @@
+//! Booting the built kernel with virtme-ng.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+use xshell::Shell;
+
+use crate::flags::{BuildArgs, VmArgs};
+use crate::kernel::Built;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    /// Software emulation, with the reason KVM was not used.
+    Tcg(String),
+}
+
+impl Accel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg(_) => "tcg",
+        }
+    }
+}
+
+/// KVM works only if /dev/kvm opens read-write AND the CPU exposes hardware
+/// virtualization. A nested guest can have an openable /dev/kvm (through a
+/// paravirtual backend) on which QEMU either aborts or crawls.
+pub fn detect_accel() -> Accel {
+    if std::env::var("URING_IPC_ACCEL").as_deref() == Ok("tcg") {
+        return Accel::Tcg("URING_IPC_ACCEL=tcg".into());
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm");
+    match (dev, hw) {
+        (Ok(_), true) => Accel::Kvm,
+        (Err(e), _) => Accel::Tcg(format!("/dev/kvm: {e}")),
+        (Ok(_), false) => {
+            Accel::Tcg("/dev/kvm opens but the CPU has no vmx/svm flag (nested guest)".into())
+        }
+    }
+}
+
+/// Quote one word for the guest shell that runs `vng --exec`.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+pub struct VmSpec<'a> {
+    pub kernel: &'a Built,
+    pub cpus: u32,
+    pub memory: &'a str,
+    pub rwdirs: Vec<&'a Path>,
+    pub exec: Option<Vec<String>>,
+}
+
+pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
+    let Some(vng) = crate::deps::vng_path() else {
+        bail!("vng not found: run `cargo xtask deps` (virtme-ng from PyPI)");
+    };
+    let mut c = Command::new(vng);
+    c.arg("--run").arg(&spec.kernel.bzimage);
+    c.arg("--cpus").arg(spec.cpus.to_string());
+    c.arg("--memory").arg(spec.memory);
+    if matches!(accel, Accel::Tcg(_)) {
+        c.arg("--disable-kvm");
+    }
+    for d in &spec.rwdirs {
+        c.arg(format!("--rwdir={}", d.display()));
+    }
+    // Keep the console quiet; kernel messages are collected from the log.
+    c.arg("--append").arg("loglevel=4");
+    if let Some(words) = &spec.exec {
+        let line: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+        c.arg("--exec").arg(line.join(" "));
+    }
+    c.current_dir(crate::project_root());
+    Ok(c)
+}
+
+pub fn describe(accel: &Accel, cpus: u32, built: &Built) -> String {
+    match accel {
+        Accel::Kvm => format!("[vm] {} on KVM, {cpus} vCPUs", built.release),
+        Accel::Tcg(why) => format!(
+            "[vm] {} under TCG (software emulation; {why}), {cpus} vCPUs: \
+             expect slow boots and meaningless absolute timings",
+            built.release
+        ),
+    }
+}
+
+pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
+    crate::deps::require(sh, crate::deps::Need::Vm)?;
+    let built = crate::kernel::build(
+        sh,
+        &BuildArgs {
+            profile: args.profile,
+            jobs: None,
+            force: false,
+        },
+    )?;
+    let accel = detect_accel();
+    println!("{}", describe(&accel, args.cpus, &built));
+    let spec = VmSpec {
+        kernel: &built,
+        cpus: args.cpus,
+        memory: &args.memory,
+        rwdirs: vec![],
+        exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
+    };
+    let status = command(&spec, &accel)?.status()?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(c) => std::process::exit(c),
+        None => bail!("vng was killed ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/a/b-c.d"), "/a/b-c.d");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(x)"), "'$(x)'");
+    }
+}
