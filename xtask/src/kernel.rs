@@ -177,6 +177,9 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     cmd!(sh, "tar -xf {tarball} -C {tmp} --strip-components=1").run()?;
     strip_debian_gitignore(&tmp.join(".gitignore"))?;
     cmd!(sh, "git init -q -b build {tmp}").run()?;
+    // 86k loose objects would make every later `git am` start a background
+    // `gc --auto` that competes with the kernel build for CPU.
+    git(sh, &tmp).args(["config", "gc.auto", "0"]).run()?;
     git(sh, &tmp).args(["add", "-A"]).run()?;
     let msg = format!("Linux {} ({} {})", base.version, base.package, base.sha256);
     git(sh, &tmp)

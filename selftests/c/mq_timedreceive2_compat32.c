@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mq_timedreceive2() through the 32-bit (ia32 compat) entry point.
+ *
+ * Built with `gcc -m32` by `cargo xtask test`: here size_t and pointers are
+ * 4 bytes, so struct mq_timedreceive2_args has the compat layout (12 bytes)
+ * and struct timespec is the 32-bit old_timespec32. Exit 0 pass, 1 fail,
+ * 4 skip, like a kselftest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NR_mq_timedreceive2 548
+#define MQ_PEEK 2U
+
+struct mq_timedreceive2_args {
+	size_t msg_len;
+	unsigned int *msg_prio;
+	char *msg_ptr;
+};
+
+_Static_assert(sizeof(void *) == 4, "build with -m32");
+_Static_assert(sizeof(struct mq_timedreceive2_args) == 12, "compat layout");
+_Static_assert(sizeof(struct timespec) == 8, "old_timespec32");
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+	printf("%s %s\n", ok ? "ok" : "not ok", what);
+	if (!ok)
+		failures++;
+}
+
+static long rcv2(mqd_t q, struct mq_timedreceive2_args *a, unsigned int flags,
+		 unsigned long index, const struct timespec *ts)
+{
+	return syscall(NR_mq_timedreceive2, q, a, flags, index, ts);
+}
+
+int main(void)
+{
+	struct mq_attr attr = { .mq_maxmsg = 4, .mq_msgsize = 64 };
+	char name[64], buf[64];
+	unsigned int prio = 0;
+	struct mq_timedreceive2_args a = { sizeof(buf), &prio, buf };
+	struct mq_attr now;
+	struct timespec ts;
+	mqd_t q;
+	long n;
+
+	snprintf(name, sizeof(name), "/uring-ipc-compat32-%d", getpid());
+	q = mq_open(name, O_CREAT | O_EXCL | O_RDWR, 0600, &attr);
+	if (q == (mqd_t)-1) {
+		printf("# mq_open: %s\n", strerror(errno));
+		return errno == ENOSYS ? 4 : 1;
+	}
+	mq_unlink(name);
+	if (rcv2(-1, NULL, MQ_PEEK, 0, NULL) < 0 && errno == ENOSYS) {
+		printf("# no mq_timedreceive2 in the 32-bit syscall table\n");
+		return 4;
+	}
+
+	mq_send(q, "low", 3, 1);
+	mq_send(q, "high", 4, 7);
+	mq_send(q, "mid", 3, 4);
+
+	memset(buf, 0, sizeof(buf));
+	n = rcv2(q, &a, MQ_PEEK, 1, NULL);
+	check(n == 3 && !memcmp(buf, "mid", 3) && prio == 4, "peek index 1 through the compat struct");
+
+	n = rcv2(q, &a, MQ_PEEK, 3, NULL);
+	check(n < 0 && errno == ENOENT, "peek past the end is ENOENT");
+
+	mq_getattr(q, &now);
+	check(now.mq_curmsgs == 3, "peek leaves three messages queued");
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	n = rcv2(q, &a, 0, 0, &ts);
+	check(n == 4 && !memcmp(buf, "high", 4) && prio == 7, "flags 0 receives the highest priority");
+
+	a.msg_len = 63;
+	n = rcv2(q, &a, MQ_PEEK, 0, NULL);
+	check(n < 0 && errno == EMSGSIZE, "short msg_len is EMSGSIZE");
+	a.msg_len = sizeof(buf);
+
+	rcv2(q, &a, 0, 0, NULL);
+	rcv2(q, &a, 0, 0, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 50 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	n = rcv2(q, &a, 0, 0, &ts);
+	check(n < 0 && errno == ETIMEDOUT, "old_timespec32 timeout expires with ETIMEDOUT");
+
+	mq_close(q);
+	return failures ? 1 : 0;
+}
