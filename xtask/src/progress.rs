@@ -37,6 +37,12 @@ pub fn kbuild_step(line: &str) -> Option<(&str, &str)> {
     ok.then(|| (verb, rest.trim()))
 }
 
+/// make's own bookkeeping lines, which say nothing about the build.
+fn is_make_chatter(line: &str) -> bool {
+    line.starts_with("make")
+        && (line.contains("Entering directory") || line.contains("Leaving directory"))
+}
+
 impl Progress {
     pub fn new(label: &str, expected: Option<u64>) -> Progress {
         let now = Instant::now();
@@ -62,6 +68,7 @@ impl Progress {
                 self.steps += 1;
                 self.current = format!("{verb} {obj}");
             }
+            None if is_make_chatter(line) => {}
             None => {
                 // Not a build step (e.g. "Kernel: arch/x86/boot/bzImage is ready").
                 self.clear();
@@ -148,6 +155,8 @@ mod tests {
         );
         assert_eq!(kbuild_step("make[1]: Entering directory '/x'"), None);
         assert_eq!(kbuild_step("  lower case"), None);
+        assert!(is_make_chatter("make[1]: Entering directory '/x'"));
+        assert!(!is_make_chatter("Kernel: arch/x86/boot/bzImage is ready"));
     }
 
     #[test]

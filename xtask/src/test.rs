@@ -43,6 +43,39 @@ pub fn build_selftests(sh: &Shell) -> Result<PathBuf> {
     Ok(crate::target_dir().join("release"))
 }
 
+/// C helpers the Rust selftests run, as (environment variable, binary).
+/// `*_compat32.c` files are built with `gcc -m32 -static`, to drive the ia32
+/// compat entry points of new system calls.
+pub fn build_c_helpers(sh: &Shell) -> Result<Vec<(String, PathBuf)>> {
+    let src_dir = crate::project_root().join("selftests/c");
+    let out_dir = crate::target_dir().join("selftests-c");
+    std::fs::create_dir_all(&out_dir)?;
+    let mut helpers = Vec::new();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    for c in sources {
+        let stem = c.file_stem().unwrap().to_string_lossy().into_owned();
+        let bin = out_dir.join(&stem);
+        let m32 = stem.ends_with("_compat32").then_some("-m32");
+        cmd!(
+            sh,
+            "gcc {m32...} -static -O2 -Wall -Wextra -Werror -o {bin} {c}"
+        )
+        .quiet()
+        .run()?;
+        let var = if m32.is_some() {
+            "URING_IPC_COMPAT32".to_string()
+        } else {
+            format!("URING_IPC_{}", stem.to_uppercase())
+        };
+        helpers.push((var, bin));
+    }
+    Ok(helpers)
+}
+
 pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
     let built = crate::kernel::build(
@@ -55,6 +88,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     )?;
     let uapi_absent = crate::uapi::check(sh, &built)?;
     let bin_dir = build_selftests(sh)?;
+    let helpers = build_c_helpers(sh)?;
     let names: Vec<String> = selftest_names()?
         .into_iter()
         .filter(|n| args.filter.as_deref().is_none_or(|f| n.contains(f)))
@@ -69,16 +103,23 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&results);
     std::fs::create_dir_all(&results)?;
     let xtask = std::env::current_exe()?;
-    let mut exec = vec![
+    let mut exec: Vec<String> = vec![
         "env".to_string(),
         format!("URING_IPC_EXPECT_RELEASE={}", built.release),
+    ];
+    exec.extend(
+        helpers
+            .iter()
+            .map(|(var, bin)| format!("{var}={}", bin.display())),
+    );
+    exec.extend([
         xtask.display().to_string(),
         "guest-run".into(),
         "--results".into(),
         results.display().to_string(),
         "--timeout".into(),
         args.timeout.to_string(),
-    ];
+    ]);
     exec.extend(names.iter().map(|n| bin_dir.join(n).display().to_string()));
 
     let accel = vm::detect_accel();

@@ -13,14 +13,19 @@ use selftests::util::{errno, errno_name, pattern, pipe, unique_name};
 use selftests::{cases, check, check_eq, skip, Outcome, Suite, TestResult};
 
 const MSGSIZE: i64 = 256;
-const ATTR: Attr = Attr { max_msgs: 10, msg_size: MSGSIZE };
+const ATTR: Attr = Attr {
+    max_msgs: 10,
+    msg_size: MSGSIZE,
+};
 
 fn probe() -> Result<(), String> {
     // SAFETY: fd -1 with a NULL args pointer: a patched kernel rejects the
     // fd (EBADF) before touching memory; an unpatched one returns ENOSYS.
     let r = unsafe { receive2_raw(-1, std::ptr::null_mut(), MQ_PEEK, 0, std::ptr::null()) };
     match (r, errno()) {
-        (-1, libc::ENOSYS) => Err("mq_timedreceive2 (548) is not implemented by this kernel".into()),
+        (-1, libc::ENOSYS) => {
+            Err("mq_timedreceive2 (548) is not implemented by this kernel".into())
+        }
         _ => match MessageQueue::create(&unique_name("probe"), ATTR, Access::ReadWrite) {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("POSIX message queues unavailable: {e}")),
@@ -35,7 +40,10 @@ fn queue() -> Result<MessageQueue, Error> {
 fn expect_errno<T: std::fmt::Debug>(r: Result<T, Error>, want: i32) -> TestResult {
     match r {
         Err(e) if e.errno() == Some(want) => Ok(()),
-        other => Err(Outcome::Fail(format!("expected {}, got {other:?}", errno_name(want)))),
+        other => Err(Outcome::Fail(format!(
+            "expected {}, got {other:?}",
+            errno_name(want)
+        ))),
     }
 }
 
@@ -69,7 +77,10 @@ fn receive_order(msgs: &[(u32, u64)]) -> Vec<(u32, u64)> {
 
 fn expect_msg(m: &Message, prio: u32, seed: u64) -> TestResult {
     check_eq!(m.priority, prio);
-    check!(m.data == pattern(seed, 10 + seed as usize), "payload of message {seed} differs");
+    check!(
+        m.data == pattern(seed, 10 + seed as usize),
+        "payload of message {seed} differs"
+    );
     Ok(())
 }
 
@@ -169,15 +180,23 @@ fn flags_zero_blocks_until_a_send() -> TestResult {
     });
     let t0 = Instant::now();
     let m = q.receive2(0, 0, Some(Duration::from_secs(20)))?;
-    check!(t0.elapsed() >= Duration::from_millis(100), "returned before the send");
+    check!(
+        t0.elapsed() >= Duration::from_millis(100),
+        "returned before the send"
+    );
     check_eq!((m.data.as_slice(), m.priority), (&b"wake"[..], 4));
-    sender.join().map_err(|_| Outcome::Fail("sender panicked".into()))??;
+    sender
+        .join()
+        .map_err(|_| Outcome::Fail("sender panicked".into()))??;
     Ok(())
 }
 
 fn flags_zero_times_out() -> TestResult {
     let q = queue()?;
-    expect_errno(q.receive2(0, 0, Some(Duration::from_millis(50))), libc::ETIMEDOUT)
+    expect_errno(
+        q.receive2(0, 0, Some(Duration::from_millis(50))),
+        libc::ETIMEDOUT,
+    )
 }
 
 fn flags_zero_nonblocking_is_eagain() -> TestResult {
@@ -190,7 +209,11 @@ fn null_msg_prio_is_allowed() -> TestResult {
     let q = queue()?;
     q.send(b"noprio", 3)?;
     let mut buf = vec![0u8; MSGSIZE as usize];
-    let mut args = mq_timedreceive2_args { msg_len: buf.len(), msg_prio: std::ptr::null_mut(), msg_ptr: buf.as_mut_ptr() };
+    let mut args = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: std::ptr::null_mut(),
+        msg_ptr: buf.as_mut_ptr(),
+    };
     check_eq!(raw(q.raw_fd(), &mut args, MQ_PEEK, 0), Ok(6));
     check!(&buf[..6] == b"noprio");
     check_eq!(raw(q.raw_fd(), &mut args, 0, 0), Ok(6));
@@ -201,8 +224,15 @@ fn null_msg_prio_is_allowed() -> TestResult {
 fn peek_empty_queue_is_eagain_and_never_blocks() -> TestResult {
     let q = queue()?;
     let t0 = Instant::now();
-    expect_errno(q.receive2(MQ_PEEK, 0, Some(Duration::from_secs(5))), libc::EAGAIN)?;
-    check!(t0.elapsed() < Duration::from_secs(2), "peek blocked for {:?}", t0.elapsed());
+    expect_errno(
+        q.receive2(MQ_PEEK, 0, Some(Duration::from_secs(5))),
+        libc::EAGAIN,
+    )?;
+    check!(
+        t0.elapsed() < Duration::from_secs(2),
+        "peek blocked for {:?}",
+        t0.elapsed()
+    );
     Ok(())
 }
 
@@ -248,7 +278,11 @@ fn short_buffer_is_emsgsize() -> TestResult {
     fill(&q, &msgs)?;
     let mut buf = vec![0u8; MSGSIZE as usize];
     let mut prio = 0u32;
-    let mut args = mq_timedreceive2_args { msg_len: MSGSIZE as usize - 1, msg_prio: &mut prio, msg_ptr: buf.as_mut_ptr() };
+    let mut args = mq_timedreceive2_args {
+        msg_len: MSGSIZE as usize - 1,
+        msg_prio: &mut prio,
+        msg_ptr: buf.as_mut_ptr(),
+    };
     check_eq!(raw(q.raw_fd(), &mut args, MQ_PEEK, 0), Err(libc::EMSGSIZE));
     check_eq!(raw(q.raw_fd(), &mut args, 0, 0), Err(libc::EMSGSIZE));
     unchanged(&q, &msgs)
@@ -262,24 +296,44 @@ fn bad_pointers_are_efault_and_change_nothing() -> TestResult {
     let mut buf = vec![0u8; MSGSIZE as usize];
     let mut prio = 0u32;
     check_eq!(raw(q.raw_fd(), bad.cast(), MQ_PEEK, 0), Err(libc::EFAULT));
-    let mut a = mq_timedreceive2_args { msg_len: buf.len(), msg_prio: &mut prio, msg_ptr: bad };
+    let mut a = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: &mut prio,
+        msg_ptr: bad,
+    };
     check_eq!(raw(q.raw_fd(), &mut a, MQ_PEEK, 0), Err(libc::EFAULT));
-    let mut a = mq_timedreceive2_args { msg_len: buf.len(), msg_prio: bad.cast(), msg_ptr: buf.as_mut_ptr() };
+    let mut a = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: bad.cast(),
+        msg_ptr: buf.as_mut_ptr(),
+    };
     check_eq!(raw(q.raw_fd(), &mut a, MQ_PEEK, 1), Err(libc::EFAULT));
     unchanged(&q, &msgs)?;
     // flags == 0 keeps mq_timedreceive()'s semantics for a bad timeout.
-    let mut a = mq_timedreceive2_args { msg_len: buf.len(), msg_prio: &mut prio, msg_ptr: buf.as_mut_ptr() };
+    let mut a = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: &mut prio,
+        msg_ptr: buf.as_mut_ptr(),
+    };
     // SAFETY: the timeout pointer is deliberately invalid; the kernel must
     // reject it before dequeuing anything.
     let r = unsafe { receive2_raw(q.raw_fd(), &mut a, 0, 0, bad.cast()) };
-    check!(r == -1 && errno() == libc::EFAULT, "bad timeout: {r} {}", errno_name(errno()));
+    check!(
+        r == -1 && errno() == libc::EFAULT,
+        "bad timeout: {r} {}",
+        errno_name(errno())
+    );
     unchanged(&q, &msgs)
 }
 
 fn pipe_fd_is_ebadf() -> TestResult {
     let (r, _w) = pipe()?;
     let mut buf = vec![0u8; 16];
-    let mut a = mq_timedreceive2_args { msg_len: 16, msg_prio: std::ptr::null_mut(), msg_ptr: buf.as_mut_ptr() };
+    let mut a = mq_timedreceive2_args {
+        msg_len: 16,
+        msg_prio: std::ptr::null_mut(),
+        msg_ptr: buf.as_mut_ptr(),
+    };
     check_eq!(raw(r.as_raw_fd(), &mut a, MQ_PEEK, 0), Err(libc::EBADF));
     check_eq!(raw(r.as_raw_fd(), &mut a, 0, 0), Err(libc::EBADF));
     Ok(())
@@ -305,7 +359,11 @@ fn closed_fd_is_ebadf() -> TestResult {
     // SAFETY: closing the descriptor we just created.
     unsafe { libc::close(fd) };
     let mut buf = vec![0u8; MSGSIZE as usize];
-    let mut a = mq_timedreceive2_args { msg_len: buf.len(), msg_prio: std::ptr::null_mut(), msg_ptr: buf.as_mut_ptr() };
+    let mut a = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: std::ptr::null_mut(),
+        msg_ptr: buf.as_mut_ptr(),
+    };
     check_eq!(raw(fd, &mut a, MQ_PEEK, 0), Err(libc::EBADF));
     check_eq!(raw(fd, &mut a, 0, 0), Err(libc::EBADF));
     unchanged(&q, &[(1, 1)])
@@ -323,7 +381,11 @@ fn peek_does_not_consume_notification() -> TestResult {
         let mut sev: libc::sigevent = std::mem::zeroed();
         sev.sigev_notify = libc::SIGEV_SIGNAL;
         sev.sigev_signo = libc::SIGUSR1;
-        check!(libc::mq_notify(q.raw_fd(), &sev) == 0, "mq_notify: {}", errno_name(errno()));
+        check!(
+            libc::mq_notify(q.raw_fd(), &sev) == 0,
+            "mq_notify: {}",
+            errno_name(errno())
+        );
     }
     expect_errno(q.peek(0), libc::EAGAIN)?;
     q.send(b"n", 1)?;
@@ -332,7 +394,10 @@ fn peek_does_not_consume_notification() -> TestResult {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGUSR1);
-        let ts = libc::timespec { tv_sec: 5, tv_nsec: 0 };
+        let ts = libc::timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
         libc::sigtimedwait(&set, std::ptr::null_mut(), &ts)
     };
     check_eq!(sig, libc::SIGUSR1);
@@ -347,7 +412,10 @@ fn concurrent_peek_send_receive_stress() -> TestResult {
     let q = MessageQueue::create(&name, ATTR, Access::ReadWrite)?;
     let stop = Arc::new(AtomicBool::new(false));
     let peeks = Arc::new(AtomicU64::new(0));
-    let secs = std::env::var("STRESS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let secs = std::env::var("STRESS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
     // Every message carries its sequence number; its payload is a function
     // of it, so any torn or stale copy is detected.
     let check_msg = |m: &Message| -> Result<u64, String> {
@@ -418,7 +486,9 @@ fn concurrent_peek_send_receive_stress() -> TestResult {
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
-        t.join().map_err(|_| Outcome::Fail("a stress thread panicked".into()))?.map_err(Outcome::Fail)?;
+        t.join()
+            .map_err(|_| Outcome::Fail("a stress thread panicked".into()))?
+            .map_err(Outcome::Fail)?;
     }
     let n = peeks.load(Ordering::Relaxed);
     println!("# {n} successful peeks in {secs}s");
