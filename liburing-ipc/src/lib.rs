@@ -8,6 +8,7 @@
 //! [`Error::Unsupported`] instead of failing obscurely.
 
 mod error;
+pub mod ipc;
 pub mod mq;
 pub mod opcode;
 mod ring;

@@ -162,6 +162,10 @@ pub struct Ring {
     cq_mask: u32,
     /// Next SQE slot to fill (local; published by `flush`).
     sqe_tail: u32,
+    /// The SQ tail we last published.
+    published: u32,
+    /// Completions taken off the CQ while waiting for a specific one.
+    backlog: std::collections::VecDeque<Cqe>,
 }
 
 // SAFETY: the ring's shared memory is only touched through &mut self (SQ)
@@ -212,6 +216,8 @@ impl Ring {
             sq_mask: 0,
             cq_mask: 0,
             sqe_tail: 0,
+            published: 0,
+            backlog: Default::default(),
         };
         // SAFETY: offsets come from the kernel and lie inside the mappings.
         unsafe {
@@ -223,6 +229,7 @@ impl Ring {
                 *array.add(i as usize) = i;
             }
             ring.sqe_tail = (*ring.sq_atomic(p.sq_off.tail)).load(Ordering::Relaxed);
+            ring.published = ring.sqe_tail;
         }
         Ok(ring)
     }
@@ -265,6 +272,15 @@ impl Ring {
     /// buffers the kernel writes must not be read or moved) until its
     /// completion has been reaped.
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
+        if self.sqe_tail == self.published {
+            // Nothing of ours is pending: another process sharing the ring
+            // (after fork) may have moved the tail since we last published.
+            let t = self
+                .sq_atomic(self.params.sq_off.tail)
+                .load(Ordering::Acquire);
+            self.sqe_tail = t;
+            self.published = t;
+        }
         if self.sq_space() == 0 {
             return Err(Error::SubmissionQueueFull);
         }
@@ -280,11 +296,12 @@ impl Ring {
     }
 
     /// Publish queued SQEs; returns how many the kernel has not consumed.
-    fn flush(&self) -> u32 {
+    fn flush(&mut self) -> u32 {
         let tail = self.sq_atomic(self.params.sq_off.tail);
         // Release: the SQE writes in push() happen-before the kernel's
         // acquire load of the tail.
         tail.store(self.sqe_tail, Ordering::Release);
+        self.published = self.sqe_tail;
         let head = self
             .sq_atomic(self.params.sq_off.head)
             .load(Ordering::Acquire);
@@ -340,6 +357,31 @@ impl Ring {
 
     /// Take the next completion, if there is one.
     pub fn pop_cqe(&mut self) -> Option<Cqe> {
+        if let Some(c) = self.backlog.pop_front() {
+            return Some(c);
+        }
+        self.pop_cq()
+    }
+
+    /// Submit what is queued and wait for the completion with `user_data`;
+    /// other completions that arrive meanwhile stay queued for `pop_cqe`.
+    pub fn wait_for(&mut self, user_data: u64) -> Result<Cqe> {
+        if let Some(i) = self.backlog.iter().position(|c| c.user_data == user_data) {
+            return Ok(self.backlog.remove(i).expect("index from position"));
+        }
+        self.submit()?;
+        loop {
+            while let Some(c) = self.pop_cq() {
+                if c.user_data == user_data {
+                    return Ok(c);
+                }
+                self.backlog.push_back(c);
+            }
+            self.submit_and_wait(1)?;
+        }
+    }
+
+    fn pop_cq(&mut self) -> Option<Cqe> {
         let head_a = self.cq_atomic(self.params.cq_off.head);
         let head = head_a.load(Ordering::Relaxed);
         // Acquire: pairs with the kernel's release store of the CQ tail, so

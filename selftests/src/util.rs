@@ -77,3 +77,64 @@ mod tests {
         assert_eq!(pattern(0, 0).len(), 0);
     }
 }
+
+/// A forked child running a closure; its exit status is the closure's value.
+pub struct Child {
+    pub pid: libc::pid_t,
+}
+
+/// Fork and run `f` in the child, which exits with `f`'s return value.
+/// Only call from a single-threaded process (every selftest case is one).
+pub fn fork_child(f: impl FnOnce() -> i32) -> std::io::Result<Child> {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: the caller is single-threaded; the child runs `f` and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+        let _ = std::io::stdout().flush();
+        // SAFETY: leave without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    Ok(Child { pid })
+}
+
+impl Child {
+    /// Wait for the child; Ok(exit code) or Err(description) if signalled.
+    pub fn wait(self) -> Result<i32, String> {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        if r != self.pid {
+            return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
+        }
+        if libc::WIFEXITED(status) {
+            Ok(libc::WEXITSTATUS(status))
+        } else {
+            Err(format!("child killed by signal {}", libc::WTERMSIG(status)))
+        }
+    }
+}
+
+/// Drop privileges to `uid`/`gid` (and no supplementary groups).
+pub fn become_user(uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: plain credential syscalls on this process.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(gid, gid, gid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Effective uid of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}

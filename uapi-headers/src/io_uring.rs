@@ -178,7 +178,191 @@ pub const IORING_ASYNC_CANCEL_ANY: u32 = 1 << 2;
 /// Probe op flag: the opcode is supported.
 pub const IO_URING_OP_SUPPORTED: u16 = 1 << 0;
 
+// ---- IPC channels (this project's io_uring series, CONFIG_IO_URING_IPC) ----
+
+pub const IORING_OP_IPC_SEND: u8 = 65;
+pub const IORING_OP_IPC_RECV: u8 = 66;
+
+pub const IORING_REGISTER_IPC_CHANNEL_CREATE: u32 = 38;
+pub const IORING_REGISTER_IPC_CHANNEL_ATTACH: u32 = 39;
+pub const IORING_REGISTER_IPC_CHANNEL_DETACH: u32 = 40;
+pub const IORING_REGISTER_IPC_CHANNEL_DESTROY: u32 = 41;
+
+/// Every receiver gets every message.
+pub const IOIPC_F_BROADCAST: u32 = 1 << 0;
+/// Each message goes to one receiver, round-robin.
+pub const IOIPC_F_MULTICAST: u32 = 1 << 1;
+/// No key; attachable only from the creating process.
+pub const IOIPC_F_PRIVATE: u32 = 1 << 2;
+
+pub const IOIPC_SUB_SEND: u32 = 1 << 0;
+pub const IOIPC_SUB_RECV: u32 = 1 << 1;
+pub const IOIPC_SUB_BOTH: u32 = IOIPC_SUB_SEND | IOIPC_SUB_RECV;
+
+/// desc.seq while a slot is being rewritten.
+pub const IOIPC_DESC_SEQ_BUSY: u64 = !0;
+
+/// msg_info only: the receive buffer was shorter than the message.
+pub const IOIPC_MSG_TRUNC: u32 = 1 << 0;
+/// The message was sent to one subscriber by id.
+pub const IOIPC_MSG_TARGETED: u32 = 1 << 1;
+/// desc only: the payload could not be copied in; the slot is skipped.
+pub const IOIPC_MSG_DROPPED: u32 = 1 << 2;
+
+/// IPC_SEND (sqe ipc_flags): wait for a free slot instead of -ENOBUFS.
+pub const IOIPC_SEND_WAIT: u32 = 1 << 0;
+/// IPC_RECV (sqe ipc_flags): -EAGAIN instead of waiting for a message.
+pub const IOIPC_RECV_NONBLOCK: u32 = 1 << 0;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct io_uring_ipc_channel_create {
+    pub flags: u32,
+    pub ring_entries: u32,
+    pub max_msg_size: u32,
+    pub mode: u32,
+    pub key: u64,
+    pub channel_id_out: u32,
+    pub reserved: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct io_uring_ipc_channel_attach {
+    pub channel_id: u32,
+    pub flags: u32,
+    pub key: u64,
+    /// Output: the read-only, mmap-able channel fd.
+    pub channel_fd: i32,
+    pub local_id_out: u32,
+    pub mmap_offset_out: u64,
+    pub region_size: u32,
+    pub reserved: [u32; 3],
+}
+
+/// Header of the mapped ring region.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct io_uring_ipc_ring_hdr {
+    pub flags: u32,
+    pub ring_entries: u32,
+    pub ring_mask: u32,
+    pub max_msg_size: u32,
+    pub slot_size: u32,
+    pub desc_offset: u32,
+    pub data_offset: u32,
+    pub resv: u32,
+    pub head: u64,
+    pub tail: u64,
+    pub resv2: [u64; 2],
+}
+
+/// One message descriptor in the mapped ring region.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct io_uring_ipc_msg_desc {
+    pub seq: u64,
+    pub len: u32,
+    pub flags: u32,
+    pub sender_id: u32,
+    pub target: u32,
+    pub resv: u64,
+}
+
+/// Filled by IPC_RECV when sqe->addr3 points to it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct io_uring_ipc_msg_info {
+    pub seq: u64,
+    pub len: u32,
+    pub flags: u32,
+    pub sender_id: u32,
+    pub sender_pid: i32,
+    pub sender_uid: u32,
+    pub sender_gid: u32,
+    pub sender_data: u64,
+}
+
 pub const LAYOUTS: &[Layout] = &[
+    Layout {
+        header: H,
+        c_type: "struct io_uring_sqe",
+        size: 64,
+        fields: &[Field {
+            name: "ipc_flags",
+            offset: 28,
+        }],
+    },
+    layout!(
+        H,
+        "struct io_uring_ipc_channel_create",
+        io_uring_ipc_channel_create {
+            flags,
+            ring_entries,
+            max_msg_size,
+            mode,
+            key,
+            channel_id_out,
+            reserved,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_ipc_channel_attach",
+        io_uring_ipc_channel_attach {
+            channel_id,
+            flags,
+            key,
+            channel_fd,
+            local_id_out,
+            mmap_offset_out,
+            region_size,
+            reserved,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_ipc_ring_hdr",
+        io_uring_ipc_ring_hdr {
+            flags,
+            ring_entries,
+            ring_mask,
+            max_msg_size,
+            slot_size,
+            desc_offset,
+            data_offset,
+            resv,
+            head,
+            tail,
+            resv2,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_ipc_msg_desc",
+        io_uring_ipc_msg_desc {
+            seq,
+            len,
+            flags,
+            sender_id,
+            target,
+            resv,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_ipc_msg_info",
+        io_uring_ipc_msg_info {
+            seq,
+            len,
+            flags,
+            sender_id,
+            sender_pid,
+            sender_uid,
+            sender_gid,
+            sender_data,
+        }
+    ),
     layout!(
         H,
         "struct io_uring_sqe",
@@ -339,6 +523,13 @@ pub const CONSTANTS: &[Constant] = constants!(H; [
     IORING_REGISTER_PROBE, IORING_REGISTER_CLONE_BUFFERS,
     IORING_TIMEOUT_ABS, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY,
     IO_URING_OP_SUPPORTED,
+    IORING_OP_IPC_SEND, IORING_OP_IPC_RECV,
+    IORING_REGISTER_IPC_CHANNEL_CREATE, IORING_REGISTER_IPC_CHANNEL_ATTACH,
+    IORING_REGISTER_IPC_CHANNEL_DETACH, IORING_REGISTER_IPC_CHANNEL_DESTROY,
+    IOIPC_F_BROADCAST, IOIPC_F_MULTICAST, IOIPC_F_PRIVATE,
+    IOIPC_SUB_SEND, IOIPC_SUB_RECV, IOIPC_SUB_BOTH, IOIPC_DESC_SEQ_BUSY,
+    IOIPC_MSG_TRUNC, IOIPC_MSG_TARGETED, IOIPC_MSG_DROPPED,
+    IOIPC_SEND_WAIT, IOIPC_RECV_NONBLOCK,
 ]);
 
 #[cfg(test)]
@@ -355,6 +546,11 @@ mod tests {
         assert_eq!(size_of::<io_uring_params>(), 120);
         assert_eq!(size_of::<io_uring_probe>(), 16);
         assert_eq!(size_of::<io_uring_probe_op>(), 8);
+        assert_eq!(size_of::<io_uring_ipc_channel_create>(), 40);
+        assert_eq!(size_of::<io_uring_ipc_channel_attach>(), 48);
+        assert_eq!(size_of::<io_uring_ipc_ring_hdr>(), 64);
+        assert_eq!(size_of::<io_uring_ipc_msg_desc>(), 32);
+        assert_eq!(size_of::<io_uring_ipc_msg_info>(), 40);
     }
 
     #[test]

@@ -11,16 +11,18 @@ use xshell::{cmd, Shell};
 
 use crate::kernel::Built;
 
-/// The generated C source for every layout and constant whose name occurs
-/// in the installed header (`header_text(header)`), and the names of the
-/// items the headers do not define at all (a kernel without that series).
+/// The generated C source for every layout (whose type and field names all
+/// occur in the installed header, `header_text(header)`) and constant (whose
+/// name occurs there), and the items the headers do not define (a kernel
+/// without that series): those are reported, never silently dropped.
 pub fn c_source(header_text: &dyn Fn(&str) -> String) -> (String, Vec<String>) {
     let mut headers: Vec<&str> = Vec::new();
     let mut absent = Vec::new();
     let mut layouts = Vec::new();
     let mut constants = Vec::new();
     for l in uapi_headers::layouts().iter().flat_map(|s| s.iter()) {
-        if header_text(l.header).contains(l.c_type) {
+        let text = header_text(l.header);
+        if text.contains(l.c_type) && l.fields.iter().all(|f| text.contains(f.name)) {
             headers.push(l.header);
             layouts.push(l);
         } else {

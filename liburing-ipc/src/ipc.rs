@@ -1,0 +1,437 @@
+//! io_uring IPC channels: registration commands, SQE builders for
+//! IORING_OP_IPC_SEND / IORING_OP_IPC_RECV, synchronous helpers, and a
+//! read-only view of the mapped ring region.
+//!
+//! ```no_run
+//! # use liburing_ipc::{Ring, ipc::{ChannelConfig, Delivery, Attach}};
+//! # fn main() -> liburing_ipc::Result<()> {
+//! let mut ring = Ring::new(64)?;
+//! let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Broadcast, 256, 4096).key(0x1234))?;
+//! let sub = ring.ipc_attach(Attach::Key(0x1234), liburing_ipc::uapi::io_uring::IOIPC_SUB_BOTH)?;
+//! ring.ipc_send(sub.id, b"hello")?;
+//! let mut buf = [0u8; 4096];
+//! let n = ring.ipc_recv(sub.id, &mut buf)?;
+//! # let _ = (ch, n); Ok(()) }
+//! ```
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use uapi_headers::io_uring::*;
+
+use crate::error::{Error, Result};
+use crate::opcode::Sqe;
+use crate::ring::Ring;
+
+/// How a channel delivers messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Each message goes to exactly one receiver, whichever takes it first.
+    Unicast,
+    /// Every receiver gets every message.
+    Broadcast,
+    /// Each message goes to one receiver, chosen round-robin at send time.
+    Multicast,
+}
+
+/// Parameters of IORING_REGISTER_IPC_CHANNEL_CREATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelConfig {
+    pub delivery: Delivery,
+    pub ring_entries: u32,
+    pub max_msg_size: u32,
+    pub mode: u32,
+    pub key: u64,
+    pub private: bool,
+}
+
+impl ChannelConfig {
+    pub fn new(delivery: Delivery, ring_entries: u32, max_msg_size: u32) -> ChannelConfig {
+        ChannelConfig {
+            delivery,
+            ring_entries,
+            max_msg_size,
+            mode: 0o600,
+            key: 0,
+            private: false,
+        }
+    }
+    pub fn key(mut self, key: u64) -> Self {
+        self.key = key;
+        self
+    }
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// IOIPC_F_PRIVATE: no key, attachable only from the creating process.
+    pub fn private(mut self) -> Self {
+        self.private = true;
+        self
+    }
+    pub fn flags(&self) -> u32 {
+        let mut f = match self.delivery {
+            Delivery::Unicast => 0,
+            Delivery::Broadcast => IOIPC_F_BROADCAST,
+            Delivery::Multicast => IOIPC_F_MULTICAST,
+        };
+        if self.private {
+            f |= IOIPC_F_PRIVATE;
+        }
+        f
+    }
+}
+
+/// Which channel to attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Id(u32),
+    Key(u64),
+}
+
+/// A subscriber: its id (the `fd` of IPC SQEs) and the channel fd.
+#[derive(Debug)]
+pub struct Subscription {
+    pub id: u32,
+    pub fd: OwnedFd,
+    pub mmap_offset: u64,
+    pub region_size: u32,
+}
+
+/// Sender information returned by a receive.
+pub type MsgInfo = io_uring_ipc_msg_info;
+
+/// IORING_OP_IPC_SEND from subscriber `sub` of `len` bytes at `buf`.
+pub fn send(sub: u32, buf: *const u8, len: u32) -> Sqe {
+    let mut s = Sqe(io_uring_sqe {
+        opcode: IORING_OP_IPC_SEND,
+        ..Default::default()
+    });
+    s.0.fd = sub as i32;
+    s.0.addr = buf as u64;
+    s.0.len = len;
+    s
+}
+
+/// IORING_OP_IPC_RECV into `len` bytes at `buf` for subscriber `sub`.
+pub fn recv(sub: u32, buf: *mut u8, len: u32) -> Sqe {
+    let mut s = Sqe(io_uring_sqe {
+        opcode: IORING_OP_IPC_RECV,
+        ..Default::default()
+    });
+    s.0.fd = sub as i32;
+    s.0.addr = buf as u64;
+    s.0.len = len;
+    s
+}
+
+impl Sqe {
+    /// IPC_SEND: deliver to subscriber `target` only.
+    pub fn target(mut self, target: u32) -> Sqe {
+        self.0.file_index = target;
+        self
+    }
+    /// IPC_SEND: wait for space instead of failing with ENOBUFS.
+    pub fn wait(mut self) -> Sqe {
+        self.0.rw_flags |= IOIPC_SEND_WAIT;
+        self
+    }
+    /// IPC_RECV: fail with EAGAIN instead of waiting.
+    pub fn nonblock(mut self) -> Sqe {
+        self.0.rw_flags |= IOIPC_RECV_NONBLOCK;
+        self
+    }
+    /// IPC_RECV: fill `info` with the message's sender information.
+    pub fn info(mut self, info: *mut MsgInfo) -> Sqe {
+        self.0.addr3 = info as u64;
+        self
+    }
+    /// Raw per-op flags word (for testing flag validation).
+    pub fn ipc_flags(mut self, f: u32) -> Sqe {
+        self.0.rw_flags = f;
+        self
+    }
+}
+
+/// user_data tags used by the synchronous helpers; batched operations
+/// should use values below this.
+const SYNC_TAG: u64 = 0xfeed_0000_0000_0000;
+static NEXT_TAG: AtomicU64 = AtomicU64::new(0);
+
+fn tag() -> u64 {
+    SYNC_TAG | NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+}
+
+fn cqe_result(op: &'static str, res: i32) -> Result<usize> {
+    if res < 0 {
+        Err(Error::os(op, -res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+impl Ring {
+    /// Does the running kernel have IPC channels?
+    pub fn ipc_supported(&self) -> Result<bool> {
+        let p = self.probe()?;
+        Ok(p.supports(IORING_OP_IPC_SEND) && p.supports(IORING_OP_IPC_RECV))
+    }
+
+    fn ipc_register(
+        &self,
+        op: u32,
+        name: &'static str,
+        arg: *mut libc::c_void,
+        nr: u32,
+    ) -> Result<i32> {
+        // SAFETY: callers pass a pointer to the struct `op` takes (or NULL
+        // for the commands that take none), alive for the call.
+        let r = unsafe { self.register_raw(op, arg, nr) };
+        if r < 0 {
+            let e = Error::last_os(name);
+            // Unknown register opcodes are EINVAL on kernels without IPC.
+            if e.errno() == Some(libc::EINVAL) && !self.ipc_supported().unwrap_or(false) {
+                return Err(Error::Unsupported("io_uring IPC channels"));
+            }
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Create a channel; returns its id.
+    pub fn ipc_create(&self, cfg: &ChannelConfig) -> Result<u32> {
+        let mut arg = io_uring_ipc_channel_create {
+            flags: cfg.flags(),
+            ring_entries: cfg.ring_entries,
+            max_msg_size: cfg.max_msg_size,
+            mode: cfg.mode,
+            key: cfg.key,
+            ..Default::default()
+        };
+        self.ipc_create_raw(&mut arg)?;
+        Ok(arg.channel_id_out)
+    }
+
+    /// CREATE with a caller-built argument (for testing validation).
+    pub fn ipc_create_raw(&self, arg: &mut io_uring_ipc_channel_create) -> Result<()> {
+        let p = (arg as *mut io_uring_ipc_channel_create).cast();
+        self.ipc_register(
+            IORING_REGISTER_IPC_CHANNEL_CREATE,
+            "IPC_CHANNEL_CREATE",
+            p,
+            1,
+        )?;
+        Ok(())
+    }
+
+    /// Attach to a channel with IOIPC_SUB_* `flags`.
+    pub fn ipc_attach(&self, to: Attach, flags: u32) -> Result<Subscription> {
+        let mut arg = io_uring_ipc_channel_attach {
+            flags,
+            ..Default::default()
+        };
+        match to {
+            Attach::Id(id) => arg.channel_id = id,
+            Attach::Key(k) => arg.key = k,
+        }
+        self.ipc_attach_raw(&mut arg)
+    }
+
+    /// ATTACH with a caller-built argument (for testing validation).
+    pub fn ipc_attach_raw(&self, arg: &mut io_uring_ipc_channel_attach) -> Result<Subscription> {
+        let p = (arg as *mut io_uring_ipc_channel_attach).cast();
+        self.ipc_register(
+            IORING_REGISTER_IPC_CHANNEL_ATTACH,
+            "IPC_CHANNEL_ATTACH",
+            p,
+            1,
+        )?;
+        Ok(Subscription {
+            id: arg.local_id_out,
+            // SAFETY: the kernel installed this fd for us; we own it now.
+            fd: unsafe { OwnedFd::from_raw_fd(arg.channel_fd) },
+            mmap_offset: arg.mmap_offset_out,
+            region_size: arg.region_size,
+        })
+    }
+
+    pub fn ipc_detach(&self, sub: u32) -> Result<()> {
+        self.ipc_register(
+            IORING_REGISTER_IPC_CHANNEL_DETACH,
+            "IPC_CHANNEL_DETACH",
+            std::ptr::null_mut(),
+            sub,
+        )?;
+        Ok(())
+    }
+
+    pub fn ipc_destroy(&self, channel: u32) -> Result<()> {
+        self.ipc_register(
+            IORING_REGISTER_IPC_CHANNEL_DESTROY,
+            "IPC_CHANNEL_DESTROY",
+            std::ptr::null_mut(),
+            channel,
+        )?;
+        Ok(())
+    }
+
+    /// Submit one SQE and wait for its completion.
+    fn sync_op(&mut self, sqe: Sqe, op: &'static str) -> Result<usize> {
+        let t = tag();
+        // SAFETY: the buffers the SQE names are borrowed by our caller for
+        // the duration of this call, which waits for the completion.
+        unsafe { self.push(&sqe.user_data(t))? };
+        let c = self.wait_for(t)?;
+        cqe_result(op, c.res)
+    }
+
+    /// Send `data` from subscriber `sub`; fails with ENOBUFS on a full ring.
+    pub fn ipc_send(&mut self, sub: u32, data: &[u8]) -> Result<usize> {
+        self.sync_op(send(sub, data.as_ptr(), len32(data.len())?), "IPC_SEND")
+    }
+
+    /// Send `data` to subscriber `target` only.
+    pub fn ipc_send_to(&mut self, sub: u32, target: u32, data: &[u8]) -> Result<usize> {
+        self.sync_op(
+            send(sub, data.as_ptr(), len32(data.len())?).target(target),
+            "IPC_SEND",
+        )
+    }
+
+    /// Send, waiting for space if the ring is full.
+    pub fn ipc_send_wait(&mut self, sub: u32, data: &[u8]) -> Result<usize> {
+        self.sync_op(
+            send(sub, data.as_ptr(), len32(data.len())?).wait(),
+            "IPC_SEND",
+        )
+    }
+
+    /// Receive one message, waiting for it; returns the bytes copied.
+    pub fn ipc_recv(&mut self, sub: u32, buf: &mut [u8]) -> Result<usize> {
+        self.sync_op(recv(sub, buf.as_mut_ptr(), len32(buf.len())?), "IPC_RECV")
+    }
+
+    /// Receive one message if there is one.
+    pub fn ipc_try_recv(&mut self, sub: u32, buf: &mut [u8]) -> Result<Option<usize>> {
+        match self.sync_op(
+            recv(sub, buf.as_mut_ptr(), len32(buf.len())?).nonblock(),
+            "IPC_RECV",
+        ) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.errno() == Some(libc::EAGAIN) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receive one message with its sender information.
+    pub fn ipc_recv_info(&mut self, sub: u32, buf: &mut [u8]) -> Result<(usize, MsgInfo)> {
+        let mut info = MsgInfo::default();
+        let n = self.sync_op(
+            recv(sub, buf.as_mut_ptr(), len32(buf.len())?).info(&mut info),
+            "IPC_RECV",
+        )?;
+        Ok((n, info))
+    }
+}
+
+fn len32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::InvalidArgument("buffer larger than 4 GiB"))
+}
+
+/// A read-only mapping of a channel's ring region.
+pub struct RingView {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl RingView {
+    /// Map the region of `sub` (read-only; writable mappings are refused).
+    pub fn map(sub: &Subscription) -> Result<RingView> {
+        let len = sub.region_size as usize;
+        // SAFETY: a fresh read-only shared mapping of the channel fd; the
+        // result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                sub.fd.as_raw_fd(),
+                sub.mmap_offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::last_os("mmap IPC channel"));
+        }
+        Ok(RingView {
+            ptr: NonNull::new(p.cast()).expect("mmap success is not NULL"),
+            len,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The header (a snapshot; head and tail move under concurrent use).
+    pub fn header(&self) -> io_uring_ipc_ring_hdr {
+        // SAFETY: the region starts with the header and is at least that
+        // large (the kernel sizes it); volatile because the kernel writes it.
+        unsafe { std::ptr::read_volatile(self.ptr.as_ptr().cast()) }
+    }
+
+    fn desc_ptr(&self, seq: u64) -> Option<*const io_uring_ipc_msg_desc> {
+        let h = self.header();
+        let idx = (seq & h.ring_mask as u64) as usize;
+        let off = h.desc_offset as usize + idx * std::mem::size_of::<io_uring_ipc_msg_desc>();
+        if off + std::mem::size_of::<io_uring_ipc_msg_desc>() > self.len {
+            return None;
+        }
+        // SAFETY: in bounds, checked above.
+        Some(unsafe { self.ptr.as_ptr().add(off).cast::<io_uring_ipc_msg_desc>() }.cast_const())
+    }
+
+    /// Read the message with sequence number `seq` straight from the mapping,
+    /// using desc.seq as a seqcount: the result is returned only if the slot
+    /// held `seq` before and after the payload was copied.
+    pub fn read(&self, seq: u64) -> Option<(io_uring_ipc_msg_desc, Vec<u8>)> {
+        let h = self.header();
+        let d = self.desc_ptr(seq)?;
+        // SAFETY: d points into the mapping; the seq field is 8-aligned and
+        // only read atomically. Acquire pairs with the kernel's
+        // smp_store_release of desc->seq after writing payload and desc.
+        let seq_a = unsafe { &*(d as *const AtomicU64) };
+        if seq_a.load(Ordering::Acquire) != seq {
+            return None;
+        }
+        // SAFETY: in-bounds read of the descriptor (volatile: shared memory).
+        let desc = unsafe { std::ptr::read_volatile(d) };
+        let len = desc.len.min(h.slot_size) as usize;
+        let idx = (seq & h.ring_mask as u64) as usize;
+        let off = h.data_offset as usize + idx * h.slot_size as usize;
+        if off + len > self.len {
+            return None;
+        }
+        let mut data = vec![0u8; len];
+        // SAFETY: in bounds (checked); the copy may race with a rewrite,
+        // which the second seq check below detects.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), data.as_mut_ptr(), len)
+        };
+        // Order the payload reads before re-reading seq (smp_rmb).
+        std::sync::atomic::fence(Ordering::Acquire);
+        (seq_a.load(Ordering::Relaxed) == seq).then_some((desc, data))
+    }
+}
+
+impl Drop for RingView {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in map().
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}

@@ -1,0 +1,1141 @@
+//! io_uring IPC channels: IORING_OP_IPC_SEND / IORING_OP_IPC_RECV and the
+//! IORING_REGISTER_IPC_CHANNEL_* commands. Skips on kernels without them.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, RingView, Subscription};
+use liburing_ipc::opcode::{self, Sqe};
+use liburing_ipc::uapi::io_uring::*;
+use liburing_ipc::{Error, Ring};
+use selftests::util::{become_user, errno_name, euid, fork_child, pattern};
+use selftests::{cases, check, check_eq, skip, Outcome, Suite, TestResult};
+
+const NOBODY: u32 = 65534;
+
+fn probe() -> Result<(), String> {
+    let ring = match Ring::new(4) {
+        Ok(r) => r,
+        Err(e) => return Err(format!("io_uring unavailable: {e}")),
+    };
+    match ring.ipc_supported() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the kernel does not support IORING_OP_IPC_SEND/RECV".into()),
+        Err(e) => Err(format!("probe failed: {e}")),
+    }
+}
+
+/// A key unique to this test process and call site.
+fn key(n: u64) -> u64 {
+    // SAFETY: getpid cannot fail.
+    (unsafe { libc::getpid() } as u64) << 20 | n
+}
+
+fn errno_of<T>(r: Result<T, Error>) -> Option<i32> {
+    r.err().and_then(|e| e.errno())
+}
+
+fn expect_errno<T: std::fmt::Debug>(r: Result<T, Error>, want: i32, what: &str) -> TestResult {
+    match r {
+        Err(e) if e.errno() == Some(want) => Ok(()),
+        other => Err(Outcome::Fail(format!(
+            "{what}: expected {}, got {other:?}",
+            errno_name(want)
+        ))),
+    }
+}
+
+fn channel(ring: &Ring, d: Delivery, entries: u32, size: u32) -> Result<u32, Error> {
+    ring.ipc_create(&ChannelConfig::new(d, entries, size))
+}
+
+fn attach(ring: &Ring, ch: u32, flags: u32) -> Result<Subscription, Error> {
+    ring.ipc_attach(Attach::Id(ch), flags)
+}
+
+fn push(ring: &mut Ring, sqe: Sqe) -> Result<(), Error> {
+    // SAFETY: every buffer these tests put in an SQE outlives the wait for
+    // its completion, which each test performs before returning.
+    unsafe { ring.push(&sqe) }
+}
+
+fn recv_msg(ring: &mut Ring, sub: u32, cap: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = vec![0u8; cap];
+    let n = ring.ipc_recv(sub, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn create_rejects_bad_arguments() -> TestResult {
+    let ring = Ring::new(8)?;
+    let good = io_uring_ipc_channel_create {
+        ring_entries: 16,
+        max_msg_size: 64,
+        mode: 0o600,
+        ..Default::default()
+    };
+    let cases: [(&str, io_uring_ipc_channel_create); 10] = [
+        (
+            "broadcast|multicast",
+            io_uring_ipc_channel_create {
+                flags: IOIPC_F_BROADCAST | IOIPC_F_MULTICAST,
+                ..good
+            },
+        ),
+        (
+            "unknown flag",
+            io_uring_ipc_channel_create {
+                flags: 1 << 7,
+                ..good
+            },
+        ),
+        (
+            "entries not a power of two",
+            io_uring_ipc_channel_create {
+                ring_entries: 12,
+                ..good
+            },
+        ),
+        (
+            "zero entries",
+            io_uring_ipc_channel_create {
+                ring_entries: 0,
+                ..good
+            },
+        ),
+        (
+            "huge entries",
+            io_uring_ipc_channel_create {
+                ring_entries: 1 << 31,
+                ..good
+            },
+        ),
+        (
+            "zero max_msg_size",
+            io_uring_ipc_channel_create {
+                max_msg_size: 0,
+                ..good
+            },
+        ),
+        (
+            "max_msg_size over 1 MiB",
+            io_uring_ipc_channel_create {
+                max_msg_size: (1 << 20) + 1,
+                ..good
+            },
+        ),
+        (
+            "reserved set",
+            io_uring_ipc_channel_create {
+                reserved: [0, 1, 0],
+                ..good
+            },
+        ),
+        (
+            "mode bits beyond 0777",
+            io_uring_ipc_channel_create {
+                mode: 0o4600,
+                ..good
+            },
+        ),
+        (
+            "private with a key",
+            io_uring_ipc_channel_create {
+                flags: IOIPC_F_PRIVATE,
+                key: key(1),
+                ..good
+            },
+        ),
+    ];
+    for (what, mut arg) in cases {
+        expect_errno(ring.ipc_create_raw(&mut arg), libc::EINVAL, what)?;
+    }
+    // Overflowing total size: many entries of the largest messages.
+    let mut big = io_uring_ipc_channel_create {
+        ring_entries: 1 << 15,
+        max_msg_size: 1 << 20,
+        ..good
+    };
+    let e = errno_of(ring.ipc_create_raw(&mut big));
+    check!(
+        matches!(e, Some(libc::EINVAL) | Some(libc::ENOMEM)),
+        "64 GiB ring: {e:?}"
+    );
+    // Nothing was created by any of the failures: the first good create gets
+    // a valid id and a key can be used once.
+    let mut a = io_uring_ipc_channel_create {
+        key: key(2),
+        ..good
+    };
+    ring.ipc_create_raw(&mut a)?;
+    check!(a.channel_id_out != 0, "channel id 0");
+    let mut b = io_uring_ipc_channel_create {
+        key: key(2),
+        ..good
+    };
+    expect_errno(ring.ipc_create_raw(&mut b), libc::EEXIST, "duplicate key")
+}
+
+fn attach_returns_cloexec_readonly_fd() -> TestResult {
+    let ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let sub = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    check!(sub.id != 0, "subscriber id 0");
+    let fd = sub.fd.as_raw_fd();
+    // SAFETY: fcntl queries on an fd we own.
+    let (fdfl, fl) = unsafe {
+        (
+            libc::fcntl(fd, libc::F_GETFD),
+            libc::fcntl(fd, libc::F_GETFL),
+        )
+    };
+    check!(
+        fdfl & libc::FD_CLOEXEC != 0,
+        "channel fd is not close-on-exec"
+    );
+    check_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
+    check!(sub.region_size > 0, "empty region");
+    // SAFETY: attempt a writable shared mapping, which must be refused.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            sub.region_size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            sub.mmap_offset as i64,
+        )
+    };
+    check!(
+        p == libc::MAP_FAILED,
+        "writable mapping of the channel was allowed"
+    );
+    let bad = ring.ipc_attach_raw(&mut io_uring_ipc_channel_attach {
+        channel_id: ch,
+        flags: 1 << 5,
+        ..Default::default()
+    });
+    expect_errno(bad, libc::EINVAL, "unknown subscriber flag")?;
+    let bad = ring.ipc_attach_raw(&mut io_uring_ipc_channel_attach {
+        channel_id: ch,
+        flags: IOIPC_SUB_RECV,
+        reserved: [1, 0, 0],
+        ..Default::default()
+    });
+    expect_errno(bad, libc::EINVAL, "reserved attach field")?;
+    expect_errno(
+        attach(&ring, 0x7fff_fff0, IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "unknown channel id",
+    )?;
+    expect_errno(
+        ring.ipc_attach(Attach::Key(key(77)), IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "unknown key",
+    )
+}
+
+fn unicast_fifo_order() -> TestResult {
+    let mut ring = Ring::new(32)?;
+    let ch = channel(&ring, Delivery::Unicast, 64, 512)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    for i in 0..50u64 {
+        let d = pattern(i, 1 + (i as usize * 37) % 512);
+        check_eq!(ring.ipc_send(tx.id, &d)?, d.len());
+    }
+    for i in 0..50u64 {
+        let got = recv_msg(&mut ring, rx.id, 512)?;
+        check!(
+            got == pattern(i, 1 + (i as usize * 37) % 512),
+            "message {i} out of order or corrupted"
+        );
+    }
+    check!(
+        ring.ipc_try_recv(rx.id, &mut [0u8; 512])?.is_none(),
+        "extra message"
+    );
+    Ok(())
+}
+
+fn unicast_each_message_once() -> TestResult {
+    let mut ring = Ring::new(32)?;
+    let ch = channel(&ring, Delivery::Unicast, 32, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rxs = [
+        attach(&ring, ch, IOIPC_SUB_RECV)?,
+        attach(&ring, ch, IOIPC_SUB_RECV)?,
+    ];
+    for i in 0..20u64 {
+        ring.ipc_send(tx.id, &i.to_le_bytes())?;
+    }
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64];
+    for i in 0.. {
+        match ring.ipc_try_recv(rxs[i % 2].id, &mut buf)? {
+            Some(8) => seen.push(u64::from_le_bytes(buf[..8].try_into().unwrap())),
+            Some(n) => return Err(Outcome::Fail(format!("length {n}"))),
+            None if i > 100 => break,
+            None => {}
+        }
+    }
+    seen.sort();
+    check_eq!(seen, (0..20).collect::<Vec<u64>>());
+    Ok(())
+}
+
+fn broadcast_reaches_every_receiver() -> TestResult {
+    let mut ring = Ring::new(32)?;
+    let ch = channel(&ring, Delivery::Broadcast, 32, 256)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rxs: Vec<Subscription> = (0..3)
+        .map(|_| attach(&ring, ch, IOIPC_SUB_RECV))
+        .collect::<Result<_, _>>()?;
+    for i in 0..20u64 {
+        ring.ipc_send(tx.id, &pattern(i, 100))?;
+    }
+    for rx in &rxs {
+        for i in 0..20u64 {
+            check!(
+                recv_msg(&mut ring, rx.id, 256)? == pattern(i, 100),
+                "receiver {} message {i}",
+                rx.id
+            );
+        }
+        check!(
+            ring.ipc_try_recv(rx.id, &mut [0u8; 256])?.is_none(),
+            "extra message for {}",
+            rx.id
+        );
+    }
+    Ok(())
+}
+
+fn broadcast_slot_freed_after_all_receivers() -> TestResult {
+    let mut ring = Ring::new(32)?;
+    let ch = channel(&ring, Delivery::Broadcast, 4, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    for i in 0..4u64 {
+        ring.ipc_send(tx.id, &[i as u8])?;
+    }
+    expect_errno(ring.ipc_send(tx.id, b"x"), libc::ENOBUFS, "full ring")?;
+    recv_msg(&mut ring, a.id, 64)?;
+    // Only one of the two receivers consumed slot 0: still full.
+    expect_errno(
+        ring.ipc_send(tx.id, b"x"),
+        libc::ENOBUFS,
+        "slot still owed to b",
+    )?;
+    recv_msg(&mut ring, b.id, 64)?;
+    ring.ipc_send(tx.id, b"x")?;
+    Ok(())
+}
+
+fn multicast_distributes_each_message_once() -> TestResult {
+    let mut ring = Ring::new(64)?;
+    let ch = channel(&ring, Delivery::Multicast, 64, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rxs: Vec<Subscription> = (0..4)
+        .map(|_| attach(&ring, ch, IOIPC_SUB_RECV))
+        .collect::<Result<_, _>>()?;
+    for i in 0..40u64 {
+        ring.ipc_send(tx.id, &i.to_le_bytes())?;
+    }
+    let mut all = Vec::new();
+    let mut buf = [0u8; 64];
+    for rx in &rxs {
+        let mut mine = 0;
+        while let Some(n) = ring.ipc_try_recv(rx.id, &mut buf)? {
+            check_eq!(n, 8);
+            all.push(u64::from_le_bytes(buf[..8].try_into().unwrap()));
+            mine += 1;
+        }
+        check_eq!(mine, 10);
+    }
+    all.sort();
+    check_eq!(all, (0..40).collect::<Vec<u64>>());
+    Ok(())
+}
+
+fn targeted_send_reaches_only_target() -> TestResult {
+    let mut ring = Ring::new(32)?;
+    let ch = channel(&ring, Delivery::Broadcast, 16, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    ring.ipc_send_to(tx.id, b.id, b"for b")?;
+    ring.ipc_send(tx.id, b"for all")?;
+    let (n, info) = ring.ipc_recv_info(b.id, &mut [0u8; 64])?;
+    check_eq!(n, 5);
+    check!(
+        info.flags & IOIPC_MSG_TARGETED != 0,
+        "targeted flag missing"
+    );
+    check_eq!(recv_msg(&mut ring, b.id, 64)?, b"for all".to_vec());
+    check_eq!(recv_msg(&mut ring, a.id, 64)?, b"for all".to_vec());
+    check!(
+        ring.ipc_try_recv(a.id, &mut [0u8; 64])?.is_none(),
+        "a received b's message"
+    );
+    expect_errno(
+        ring.ipc_send_to(tx.id, 0x7fff_0000, b"nobody"),
+        libc::ENOENT,
+        "unknown target",
+    )
+}
+
+fn truncation_is_visible() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 256)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let data = pattern(3, 200);
+    ring.ipc_send(s.id, &data)?;
+    let mut small = [0u8; 50];
+    let (n, info) = ring.ipc_recv_info(s.id, &mut small)?;
+    check_eq!(n, 50);
+    check_eq!(info.len, 200);
+    check!(info.flags & IOIPC_MSG_TRUNC != 0, "truncation flag missing");
+    check!(small[..] == data[..50], "truncated payload differs");
+    Ok(())
+}
+
+fn oversized_send_is_emsgsize() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 128)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    expect_errno(
+        ring.ipc_send(s.id, &[0u8; 129]),
+        libc::EMSGSIZE,
+        "129 bytes into 128",
+    )?;
+    check_eq!(ring.ipc_send(s.id, &[0u8; 128])?, 128);
+    Ok(())
+}
+
+fn sender_credentials_and_user_data() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let msg = b"who";
+    push(
+        &mut ring,
+        ipc::send(tx.id, msg.as_ptr(), 3).user_data(0x5eed),
+    )?;
+    check_eq!(ring.wait_for(0x5eed)?.res, 3);
+    let (_, info) = ring.ipc_recv_info(rx.id, &mut [0u8; 64])?;
+    // SAFETY: plain id getters.
+    let (pid, uid, gid) = unsafe { (libc::getpid(), libc::getuid(), libc::getgid()) };
+    check_eq!(info.sender_pid, pid);
+    check_eq!(info.sender_uid, uid);
+    check_eq!(info.sender_gid, gid);
+    check_eq!(info.sender_data, 0x5eed);
+    check_eq!(info.sender_id, tx.id);
+    check_eq!(info.len, 3);
+    Ok(())
+}
+
+fn credentials_from_another_process() -> TestResult {
+    if euid() != 0 {
+        skip!("needs root to change uid");
+    }
+    let mut ring = Ring::new(8)?;
+    let k = key(3);
+    let ch = ring.ipc_create(
+        &ChannelConfig::new(Delivery::Unicast, 8, 64)
+            .key(k)
+            .mode(0o666),
+    )?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let child = fork_child(|| {
+        if become_user(4321, 4322).is_err() {
+            return 2;
+        }
+        let Ok(mut r) = Ring::new(8) else { return 3 };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+            return 4;
+        };
+        if r.ipc_send(s.id, b"from child").is_err() {
+            return 5;
+        }
+        0
+    })?;
+    let (n, info) = ring.ipc_recv_info(rx.id, &mut [0u8; 64])?;
+    let cpid = child.pid;
+    check_eq!(child.wait()?, 0);
+    check_eq!(n, 10);
+    check_eq!(info.sender_pid, cpid);
+    check_eq!((info.sender_uid, info.sender_gid), (4321, 4322));
+    Ok(())
+}
+
+fn blocking_recv_woken_by_other_process() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let k = key(4);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 8, 64).key(k))?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let child = fork_child(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(mut r) = Ring::new(8) else { return 3 };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+            return 4;
+        };
+        if r.ipc_send(s.id, b"wake up").is_err() {
+            return 5;
+        }
+        0
+    })?;
+    let t0 = Instant::now();
+    let got = recv_msg(&mut ring, rx.id, 64)?;
+    check!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "recv returned before the send ({:?})",
+        t0.elapsed()
+    );
+    check_eq!(got, b"wake up".to_vec());
+    check_eq!(child.wait()?, 0);
+    Ok(())
+}
+
+fn recv_nonblock_on_empty_is_eagain() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    check!(
+        ring.ipc_try_recv(rx.id, &mut [0u8; 64])?.is_none(),
+        "message out of nowhere"
+    );
+    Ok(())
+}
+
+fn recv_link_timeout_cancels_waiting_recv() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let mut buf = [0u8; 64];
+    let ts = __kernel_timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    push(
+        &mut ring,
+        ipc::recv(rx.id, buf.as_mut_ptr(), 64)
+            .user_data(1)
+            .flags(IOSQE_IO_LINK),
+    )?;
+    push(&mut ring, opcode::link_timeout(&ts, 0).user_data(2))?;
+    let r = ring.wait_for(1)?;
+    let t = ring.wait_for(2)?;
+    check!(r.res == -libc::ECANCELED, "recv: {}", errno_name(-r.res));
+    check!(
+        t.res == -libc::ETIME,
+        "link timeout: {}",
+        errno_name(-t.res)
+    );
+    Ok(())
+}
+
+fn async_cancel_of_waiting_recv() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut ring,
+        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(10),
+    )?;
+    ring.submit()?;
+    std::thread::sleep(Duration::from_millis(50));
+    check!(
+        ring.pop_cqe().is_none(),
+        "recv on an empty channel completed"
+    );
+    push(&mut ring, opcode::async_cancel(10, 0).user_data(11))?;
+    let c = ring.wait_for(11)?;
+    let r = ring.wait_for(10)?;
+    check_eq!(c.res, 0);
+    check!(r.res == -libc::ECANCELED, "recv: {}", errno_name(-r.res));
+    // The channel still works after the cancel.
+    ring.ipc_send(rx.id, b"after")?;
+    check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"after".to_vec());
+    Ok(())
+}
+
+fn full_ring_is_enobufs_and_send_wait_waits() -> TestResult {
+    let mut ring = Ring::new(16)?;
+    let k = key(5);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 2, 64).key(k))?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    ring.ipc_send(tx.id, b"1")?;
+    ring.ipc_send(tx.id, b"2")?;
+    expect_errno(
+        ring.ipc_send(tx.id, b"3"),
+        libc::ENOBUFS,
+        "third send into two slots",
+    )?;
+    let child = fork_child(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        let Ok(mut r) = Ring::new(8) else { return 3 };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV) else {
+            return 4;
+        };
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let mut b = [0u8; 8];
+            match r.ipc_recv(s.id, &mut b) {
+                Ok(1) => got.push(b[0]),
+                _ => return 5,
+            }
+        }
+        if got == b"123" {
+            0
+        } else {
+            6
+        }
+    })?;
+    let t0 = Instant::now();
+    check_eq!(ring.ipc_send_wait(tx.id, b"3")?, 1);
+    check!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "SEND_WAIT did not wait ({:?})",
+        t0.elapsed()
+    );
+    check_eq!(child.wait()?, 0);
+    Ok(())
+}
+
+fn subscriber_rights_are_enforced() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let e = errno_of(ring.ipc_send(rx.id, b"x"));
+    check!(
+        matches!(e, Some(libc::EBADF) | Some(libc::EACCES)),
+        "send on a RECV-only subscriber: {e:?}"
+    );
+    let e = errno_of(ring.ipc_recv(tx.id, &mut [0u8; 8]));
+    check!(
+        matches!(e, Some(libc::EBADF) | Some(libc::EACCES)),
+        "recv on a SEND-only subscriber: {e:?}"
+    );
+    expect_errno(
+        ring.ipc_send(0x7ff0_0000, b"x"),
+        libc::ENOENT,
+        "unknown subscriber id",
+    )?;
+    let mut buf = [0u8; 8];
+    push(
+        &mut ring,
+        ipc::recv(rx.id, buf.as_mut_ptr(), 8)
+            .ipc_flags(1 << 9)
+            .user_data(9),
+    )?;
+    check_eq!(ring.wait_for(9)?.res, -libc::EINVAL);
+    Ok(())
+}
+
+fn permission_denied_for_other_uid() -> TestResult {
+    if euid() != 0 {
+        skip!("needs root to change uid");
+    }
+    let ring = Ring::new(8)?;
+    let (k600, k644) = (key(6), key(7));
+    ring.ipc_create(
+        &ChannelConfig::new(Delivery::Broadcast, 8, 64)
+            .key(k600)
+            .mode(0o600),
+    )?;
+    ring.ipc_create(
+        &ChannelConfig::new(Delivery::Broadcast, 8, 64)
+            .key(k644)
+            .mode(0o644),
+    )?;
+    let child = fork_child(|| {
+        if become_user(NOBODY, NOBODY).is_err() {
+            return 2;
+        }
+        let Ok(r) = Ring::new(8) else { return 3 };
+        let code =
+            |res: Result<Subscription, Error>| res.err().and_then(|e| e.errno()).unwrap_or(0);
+        if code(r.ipc_attach(Attach::Key(k600), IOIPC_SUB_RECV)) != libc::EACCES {
+            return 10;
+        }
+        if code(r.ipc_attach(Attach::Key(k644), IOIPC_SUB_SEND)) != libc::EACCES {
+            return 11;
+        }
+        if code(r.ipc_attach(Attach::Key(k644), IOIPC_SUB_RECV)) != 0 {
+            return 12;
+        }
+        0
+    })?;
+    let code = child.wait()?;
+    check!(code == 0, "child check {code} failed (10: 0600 recv allowed, 11: 0644 send allowed, 12: 0644 recv denied)");
+    Ok(())
+}
+
+fn ipc_namespace_isolation() -> TestResult {
+    if euid() != 0 {
+        skip!("needs root for unshare(CLONE_NEWIPC)");
+    }
+    let ring = Ring::new(8)?;
+    let k = key(8);
+    let ch = ring.ipc_create(
+        &ChannelConfig::new(Delivery::Unicast, 8, 64)
+            .key(k)
+            .mode(0o666),
+    )?;
+    let child = fork_child(|| {
+        // SAFETY: unshare on this single-threaded child.
+        if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+            return 2;
+        }
+        let Ok(r) = Ring::new(8) else { return 3 };
+        let by_key = r
+            .ipc_attach(Attach::Key(k), IOIPC_SUB_RECV)
+            .err()
+            .and_then(|e| e.errno());
+        let by_id = r
+            .ipc_attach(Attach::Id(ch), IOIPC_SUB_RECV)
+            .err()
+            .and_then(|e| e.errno());
+        if by_key != Some(libc::ENOENT) {
+            return 10;
+        }
+        if by_id != Some(libc::ENOENT) {
+            return 11;
+        }
+        // The same key is free in the new namespace.
+        match r.ipc_create(&ChannelConfig::new(Delivery::Unicast, 8, 64).key(k)) {
+            Ok(_) => 0,
+            Err(_) => 12,
+        }
+    })?;
+    let code = child.wait()?;
+    check!(
+        code == 0,
+        "child check {code} failed (10: found by key, 11: found by id, 12: key taken)"
+    );
+    Ok(())
+}
+
+fn memlock_limit_stops_channel_creation() -> TestResult {
+    if euid() != 0 {
+        skip!("needs root to drop CAP_IPC_LOCK by changing uid");
+    }
+    let child = fork_child(|| {
+        let lim = libc::rlimit {
+            rlim_cur: 256 * 1024,
+            rlim_max: 256 * 1024,
+        };
+        // SAFETY: lowering our own limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+            return 2;
+        }
+        if become_user(NOBODY, NOBODY).is_err() {
+            return 3;
+        }
+        let Ok(r) = Ring::new(4) else { return 4 };
+        for i in 0..4096 {
+            match r.ipc_create(&ChannelConfig::new(Delivery::Unicast, 16, 4096)) {
+                Ok(_) => {}
+                Err(e) if e.errno() == Some(libc::ENOMEM) => return if i > 0 { 0 } else { 5 },
+                Err(_) => return 6,
+            }
+        }
+        7
+    })?;
+    let code = child.wait()?;
+    check!(
+        code == 0,
+        "child check {code} failed (5: first create failed, 6: wrong errno, 7: never ENOMEM)"
+    );
+    Ok(())
+}
+
+fn destroy_wakes_waiters_with_epipe() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
+    let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let (mut ba, mut bb) = ([0u8; 64], [0u8; 64]);
+    push(&mut ring, ipc::recv(a.id, ba.as_mut_ptr(), 64).user_data(1))?;
+    push(&mut ring, ipc::recv(b.id, bb.as_mut_ptr(), 64).user_data(2))?;
+    ring.submit()?;
+    std::thread::sleep(Duration::from_millis(50));
+    ring.ipc_destroy(ch)?;
+    for ud in [1, 2] {
+        let c = ring.wait_for(ud)?;
+        check!(
+            c.res == -libc::EPIPE,
+            "waiting recv {ud}: {}",
+            errno_name(-c.res)
+        );
+    }
+    expect_errno(
+        attach(&ring, ch, IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "attach after destroy",
+    )?;
+    expect_errno(ring.ipc_destroy(ch), libc::ENOENT, "second destroy")
+}
+
+fn destroy_is_creator_only() -> TestResult {
+    let creator = Ring::new(8)?;
+    let other = Ring::new(8)?;
+    let ch = channel(&creator, Delivery::Unicast, 8, 64)?;
+    expect_errno(
+        other.ipc_destroy(ch),
+        libc::EPERM,
+        "destroy from another ring",
+    )?;
+    creator.ipc_destroy(ch)?;
+    Ok(())
+}
+
+fn creator_exit_completes_waiters() -> TestResult {
+    let k = key(9);
+    let (rd, wr) = selftests::util::pipe()?;
+    let child = fork_child(|| {
+        let Ok(r) = Ring::new(8) else { return 3 };
+        if r.ipc_create(
+            &ChannelConfig::new(Delivery::Unicast, 8, 64)
+                .key(k)
+                .mode(0o666),
+        )
+        .is_err()
+        {
+            return 4;
+        }
+        // Tell the parent the channel exists, then wait until it is told
+        // the parent is waiting (the pipe closes), then exit.
+        // SAFETY: one byte to our pipe.
+        unsafe { libc::write(wr.as_raw_fd(), b"c".as_ptr().cast(), 1) };
+        std::thread::sleep(Duration::from_millis(300));
+        0
+    })?;
+    drop(wr);
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into b.
+    check_eq!(
+        unsafe { libc::read(rd.as_raw_fd(), b.as_mut_ptr().cast(), 1) },
+        1
+    );
+    let mut ring = Ring::new(8)?;
+    let rx = ring.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV)?;
+    let r = ring.ipc_recv(rx.id, &mut [0u8; 64]);
+    check_eq!(child.wait()?, 0);
+    expect_errno(r, libc::EPIPE, "recv when the creator exits")?;
+    expect_errno(
+        ring.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "attach after creator exit",
+    )
+}
+
+fn ring_exit_detaches_its_subscribers() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let k = key(10);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Broadcast, 2, 64).key(k))?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let child = fork_child(|| {
+        let Ok(r) = Ring::new(8) else { return 3 };
+        match r.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV) {
+            Ok(_) => 0, // exits without receiving anything
+            Err(_) => 4,
+        }
+    })?;
+    check_eq!(child.wait()?, 0);
+    // A departed broadcast receiver must not hold slots: the ring never fills.
+    for i in 0..8u8 {
+        ring.ipc_send(tx.id, &[i])?;
+    }
+    Ok(())
+}
+
+fn detach_then_ops_fail() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    ring.ipc_detach(s.id)?;
+    expect_errno(ring.ipc_send(s.id, b"x"), libc::ENOENT, "send after detach")?;
+    expect_errno(ring.ipc_detach(s.id), libc::ENOENT, "second detach")
+}
+
+fn private_channel_stays_in_process() -> TestResult {
+    let ring = Ring::new(8)?;
+    let ch = ring.ipc_create(
+        &ChannelConfig::new(Delivery::Unicast, 8, 64)
+            .private()
+            .mode(0o666),
+    )?;
+    let other_ring = Ring::new(8)?;
+    attach(&other_ring, ch, IOIPC_SUB_RECV)?;
+    let child = fork_child(|| {
+        let Ok(r) = Ring::new(8) else { return 3 };
+        match r.ipc_attach(Attach::Id(ch), IOIPC_SUB_RECV) {
+            Ok(_) => 10,
+            Err(_) => 0,
+        }
+    })?;
+    check_eq!(child.wait()?, 0);
+    Ok(())
+}
+
+fn fork_shares_the_ring() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let sub = s.id;
+    let shared: *mut Ring = &mut ring;
+    // The child submits through the ring it inherited, then exits: neither
+    // its exit nor its copy of the channel fd may tear anything down.
+    let child = fork_child(move || {
+        // SAFETY: after fork the child has its own copy of this address
+        // space, so the pointer names the child's copy of `ring`, which no
+        // other code in the child touches.
+        let r = unsafe { &mut *shared };
+        match r.ipc_send(sub, b"from child") {
+            Ok(10) => 0,
+            Ok(_) => 2,
+            Err(_) => 3,
+        }
+    })?;
+    let cpid = child.pid;
+    check_eq!(child.wait()?, 0);
+    let (n, info) = ring.ipc_recv_info(s.id, &mut [0u8; 64])?;
+    check_eq!(n, 10);
+    check_eq!(info.sender_pid, cpid);
+    ring.ipc_send(s.id, b"after fork")?;
+    check_eq!(recv_msg(&mut ring, s.id, 64)?, b"after fork".to_vec());
+    Ok(())
+}
+
+fn close_channel_fd_with_recv_in_flight() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut ring,
+        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(1),
+    )?;
+    ring.submit()?;
+    let rx_id = rx.id;
+    drop(rx); // closes our channel fd; the ring still holds the subscriber
+    ring.ipc_send(tx.id, b"still here")?;
+    check_eq!(ring.wait_for(1)?.res, 10);
+    check!(&buf[..10] == b"still here");
+    check_eq!(ring.ipc_send(tx.id, b"again")?, 5);
+    check_eq!(recv_msg(&mut ring, rx_id, 64)?, b"again".to_vec());
+    Ok(())
+}
+
+fn mmap_layout_matches_messages() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Broadcast, 8, 100)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let view = RingView::map(&rx)?;
+    let h = view.header();
+    check_eq!((h.ring_entries, h.ring_mask, h.max_msg_size), (8, 7, 100));
+    check!(
+        h.slot_size >= 100,
+        "slot_size {} < max_msg_size",
+        h.slot_size
+    );
+    check_eq!(h.flags & IOIPC_F_BROADCAST, IOIPC_F_BROADCAST);
+    check!(
+        h.data_offset as usize + 8 * h.slot_size as usize <= view.len(),
+        "slots beyond the region"
+    );
+    let first = h.head;
+    for i in 0..3u64 {
+        ring.ipc_send(tx.id, &pattern(i, 20 + i as usize))?;
+    }
+    check_eq!(view.header().head, first + 3);
+    for i in 0..3u64 {
+        let Some((d, data)) = view.read(first + i) else {
+            return Err(Outcome::Fail(format!(
+                "seq {} not readable from the mapping",
+                first + i
+            )));
+        };
+        check_eq!(d.len as usize, 20 + i as usize);
+        check_eq!(d.sender_id, tx.id);
+        check!(
+            data == pattern(i, 20 + i as usize),
+            "mapped payload {i} differs"
+        );
+    }
+    for _ in 0..3 {
+        recv_msg(&mut ring, rx.id, 100)?;
+    }
+    check_eq!(view.header().tail, first + 3);
+    Ok(())
+}
+
+fn fdinfo_describes_the_channel() -> TestResult {
+    let ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Multicast, 16, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let _t = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", s.fd.as_raw_fd()))?;
+    let fields: BTreeMap<&str, &str> = info
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    for k in ["id", "flags", "entries", "subscribers"] {
+        check!(
+            fields.keys().any(|f| f.contains(k)),
+            "fdinfo lacks {k}:\n{info}"
+        );
+    }
+    check!(
+        info.contains(&ch.to_string()),
+        "fdinfo does not show channel id {ch}:\n{info}"
+    );
+    check!(
+        info.contains("16"),
+        "fdinfo does not show 16 entries:\n{info}"
+    );
+    Ok(())
+}
+
+fn single_issuer_defer_taskrun_ring() -> TestResult {
+    let mut ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
+    let k = key(11);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 8, 64).key(k))?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let child = fork_child(|| {
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(mut r) = Ring::builder(8).single_issuer().defer_taskrun().build() else {
+            return 3;
+        };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+            return 4;
+        };
+        if r.ipc_send(s.id, b"deferred").is_err() {
+            return 5;
+        }
+        0
+    })?;
+    check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"deferred".to_vec());
+    check_eq!(child.wait()?, 0);
+    Ok(())
+}
+
+fn sqpoll_ring_send_recv() -> TestResult {
+    let mut ring = match Ring::builder(16).sqpoll(100).build() {
+        Ok(r) => r,
+        Err(e) if e.errno() == Some(libc::EPERM) => skip!("SQPOLL needs privileges here"),
+        Err(e) => return Err(e.into()),
+    };
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    ring.ipc_send(s.id, b"polled")?;
+    let (n, info) = ring.ipc_recv_info(s.id, &mut [0u8; 64])?;
+    check_eq!(n, 6);
+    // SAFETY: getpid cannot fail.
+    check_eq!(info.sender_pid, unsafe { libc::getpid() });
+    Ok(())
+}
+
+fn multi_producer_stress() -> TestResult {
+    const PRODUCERS: u64 = 3;
+    let per: u64 = std::env::var("STRESS_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let mut ring = Ring::new(64)?;
+    let k = key(12);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 64, 512).key(k))?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let mut kids = Vec::new();
+    for p in 0..PRODUCERS {
+        kids.push(fork_child(move || {
+            let Ok(mut r) = Ring::new(16) else { return 3 };
+            let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+                return 4;
+            };
+            for i in 0..per {
+                let seq = p << 32 | i;
+                let mut d = seq.to_le_bytes().to_vec();
+                d.extend(pattern(seq, (seq as usize * 11) % 500));
+                if r.ipc_send_wait(s.id, &d).is_err() {
+                    return 5;
+                }
+            }
+            0
+        })?);
+    }
+    let mut next = [0u64; PRODUCERS as usize];
+    let mut buf = vec![0u8; 512];
+    for _ in 0..PRODUCERS * per {
+        let (n, info) = ring.ipc_recv_info(rx.id, &mut buf)?;
+        check!(n >= 8, "short message");
+        let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+        let (p, i) = ((seq >> 32) as usize, seq & 0xffff_ffff);
+        check!(p < PRODUCERS as usize, "bad producer {p}");
+        check_eq!(i, next[p]);
+        next[p] += 1;
+        check!(
+            buf[8..n] == pattern(seq, (seq as usize * 11) % 500)[..],
+            "payload of {p}:{i} corrupted"
+        );
+        check_eq!(info.len as usize, n);
+    }
+    for kid in kids {
+        check_eq!(kid.wait()?, 0);
+    }
+    Ok(())
+}
+
+fn main() {
+    Suite::new(
+        "io_uring_ipc",
+        cases![
+            create_rejects_bad_arguments,
+            attach_returns_cloexec_readonly_fd,
+            unicast_fifo_order,
+            unicast_each_message_once,
+            broadcast_reaches_every_receiver,
+            broadcast_slot_freed_after_all_receivers,
+            multicast_distributes_each_message_once,
+            targeted_send_reaches_only_target,
+            truncation_is_visible,
+            oversized_send_is_emsgsize,
+            sender_credentials_and_user_data,
+            credentials_from_another_process,
+            blocking_recv_woken_by_other_process,
+            recv_nonblock_on_empty_is_eagain,
+            recv_link_timeout_cancels_waiting_recv,
+            async_cancel_of_waiting_recv,
+            full_ring_is_enobufs_and_send_wait_waits,
+            subscriber_rights_are_enforced,
+            permission_denied_for_other_uid,
+            ipc_namespace_isolation,
+            memlock_limit_stops_channel_creation,
+            destroy_wakes_waiters_with_epipe,
+            destroy_is_creator_only,
+            creator_exit_completes_waiters,
+            ring_exit_detaches_its_subscribers,
+            detach_then_ops_fail,
+            private_channel_stays_in_process,
+            fork_shares_the_ring,
+            close_channel_fd_with_recv_in_flight,
+            mmap_layout_matches_messages,
+            fdinfo_describes_the_channel,
+            single_issuer_defer_taskrun_ring,
+            sqpoll_ring_send_recv,
+            multi_producer_stress,
+        ],
+    )
+    .probe(probe)
+    .run()
+}
