@@ -66,18 +66,6 @@ pub fn unique_name(tag: &str) -> String {
     format!("/uring-ipc-{tag}-{pid}-{n}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pattern_differs_between_messages() {
-        assert_ne!(pattern(1, 64), pattern(2, 64));
-        assert_eq!(pattern(5, 32), pattern(5, 32));
-        assert_eq!(pattern(0, 0).len(), 0);
-    }
-}
-
 /// A forked child running a closure; its exit status is the closure's value.
 pub struct Child {
     pub pid: libc::pid_t,
@@ -137,4 +125,16 @@ pub fn become_user(uid: u32, gid: u32) -> std::io::Result<()> {
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_differs_between_messages() {
+        assert_ne!(pattern(1, 64), pattern(2, 64));
+        assert_eq!(pattern(5, 32), pattern(5, 32));
+        assert_eq!(pattern(0, 0).len(), 0);
+    }
 }
