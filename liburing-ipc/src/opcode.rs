@@ -14,6 +14,18 @@ impl Sqe {
             ..Default::default()
         })
     }
+    /// An SQE of `opcode` on `fd` with the buffer `addr`/`len`.
+    pub(crate) fn with_buffer(opcode: u8, fd: i32, addr: u64, len: u32) -> Sqe {
+        let mut s = Sqe::new(opcode);
+        s.0.fd = fd;
+        s.0.addr = addr;
+        s.0.len = len;
+        s
+    }
+    fn offset(mut self, off: i64) -> Sqe {
+        self.0.off = off as u64;
+        self
+    }
     pub fn user_data(mut self, v: u64) -> Sqe {
         self.0.user_data = v;
         self
@@ -35,21 +47,11 @@ pub fn nop() -> Sqe {
 /// IORING_OP_READ of `len` bytes at `buf` from `fd` at `offset` (-1: current
 /// position).
 pub fn read(fd: i32, buf: *mut u8, len: u32, offset: i64) -> Sqe {
-    let mut s = Sqe::new(IORING_OP_READ);
-    s.0.fd = fd;
-    s.0.addr = buf as u64;
-    s.0.len = len;
-    s.0.off = offset as u64;
-    s
+    Sqe::with_buffer(IORING_OP_READ, fd, buf as u64, len).offset(offset)
 }
 
 pub fn write(fd: i32, buf: *const u8, len: u32, offset: i64) -> Sqe {
-    let mut s = Sqe::new(IORING_OP_WRITE);
-    s.0.fd = fd;
-    s.0.addr = buf as u64;
-    s.0.len = len;
-    s.0.off = offset as u64;
-    s
+    Sqe::with_buffer(IORING_OP_WRITE, fd, buf as u64, len).offset(offset)
 }
 
 /// IORING_OP_TIMEOUT: completes after `ts` (or after `count` completions).

@@ -208,6 +208,24 @@ fn strip_debian_gitignore(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The blob id of `path` in HEAD.
+fn blob_at_head(sh: &Shell, repo: &Path, path: &str) -> xshell::Result<String> {
+    git(sh, repo)
+        .arg("rev-parse")
+        .arg(format!("HEAD:{path}"))
+        .ignore_stderr()
+        .read()
+}
+
+/// Abort a `git am` in progress, if any.
+fn am_abort(sh: &Shell, repo: &Path) {
+    let _ = git(sh, repo)
+        .args(["am", "--abort"])
+        .ignore_stderr()
+        .ignore_status()
+        .run();
+}
+
 /// Hash identifying a series: names and contents of every patch, in order.
 pub fn series_hash(series: &Series) -> Result<String> {
     let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -251,25 +269,12 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
     let mut before: BTreeMap<String, (String, SystemTime)> = BTreeMap::new();
     for f in touched.lines() {
         let p = repo.join(f);
-        if let (Ok(meta), Ok(blob)) = (
-            std::fs::metadata(&p),
-            git(sh, repo)
-                .arg("rev-parse")
-                .arg(format!("HEAD:{f}"))
-                .quiet()
-                .ignore_stderr()
-                .read(),
-        ) {
+        if let (Ok(meta), Ok(blob)) = (std::fs::metadata(&p), blob_at_head(sh, repo, f)) {
             before.insert(f.to_string(), (blob, meta.modified()?));
         }
     }
 
-    let _ = git(sh, repo)
-        .args(["am", "--abort"])
-        .quiet()
-        .ignore_stderr()
-        .ignore_status()
-        .run();
+    am_abort(sh, repo);
     git(sh, repo)
         .args(["reset", "-q", "--hard", "base"])
         .run()?;
@@ -282,12 +287,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
             .ignore_status()
             .output()?;
         if !out.status.success() {
-            let _ = git(sh, repo)
-                .args(["am", "--abort"])
-                .quiet()
-                .ignore_stderr()
-                .ignore_status()
-                .run();
+            am_abort(sh, repo);
             let reason = String::from_utf8_lossy(&out.stderr);
             let reason = reason
                 .lines()
@@ -300,13 +300,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
 
     let mut kept = 0;
     for (f, (blob, mtime)) in &before {
-        let now = git(sh, repo)
-            .arg("rev-parse")
-            .arg(format!("HEAD:{f}"))
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .unwrap_or_default();
+        let now = blob_at_head(sh, repo, f).unwrap_or_default();
         if &now == blob {
             let file = std::fs::File::options().write(true).open(repo.join(f))?;
             file.set_modified(*mtime)?;
