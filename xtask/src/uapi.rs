@@ -127,13 +127,38 @@ fn compile(sh: &Shell, c: &Path, include: &Path) -> Result<()> {
 mod tests {
     #[test]
     fn source_mentions_every_item() {
-        let everything =
-            |_: &str| "struct io_uring_sqe struct io_uring_cqe IORING_OP_NOP".to_string();
-        let (s, absent) = super::c_source(&everything);
-        assert!(absent.contains(&"struct mq_attr".to_string()));
+        // A "header" defining the SQE with all its field names, NOP, and
+        // nothing else.
+        let sqe = "struct io_uring_sqe { opcode flags ioprio fd off addr len rw_flags \
+                   user_data buf_index personality file_index addr3 __pad2 addr2 cmd_op \
+                   splice_off_in timeout_flags cancel_flags msg_ring_flags buf_group \
+                   splice_fd_in } IORING_OP_NOP";
+        let text = |h: &str| {
+            if h == "linux/io_uring.h" {
+                sqe.to_string()
+            } else {
+                String::new()
+            }
+        };
+        let (s, absent) = super::c_source(&text);
         assert!(s.contains("#include <linux/io_uring.h>"));
+        assert!(!s.contains("#include <linux/mqueue.h>"));
         assert!(s.contains("sizeof(struct io_uring_sqe) == 64"));
         assert!(s.contains("offsetof(struct io_uring_sqe, user_data) == 32"));
+        assert!(s.contains("offsetof(struct io_uring_sqe, msg_ring_flags) == 28"));
         assert!(s.contains("(IORING_OP_NOP) == 0ULL"));
+        // Not in this "header": reported, not asserted.
+        assert!(!s.contains("ipc_flags"));
+        for missing in [
+            "struct mq_attr",
+            "struct io_uring_cqe",
+            "MQ_PEEK",
+            "IORING_OP_IPC_SEND",
+        ] {
+            assert!(
+                absent.iter().any(|a| a == missing),
+                "{missing} not reported"
+            );
+        }
     }
 }
