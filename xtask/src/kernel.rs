@@ -107,11 +107,12 @@ fn sha256_str(parts: &[&[u8]]) -> String {
     hex(&h.finalize())
 }
 
-fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
+pub fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
     cmd!(
         sh,
         "git -C {repo} -c user.name={GIT_NAME} -c user.email={GIT_EMAIL}"
     )
+    .quiet()
 }
 
 /// Download the pinned package, verify the tarball, extract a git tree with
@@ -394,6 +395,9 @@ fn make_env(cmd: &mut Command) {
     cmd.env("KBUILD_BUILD_USER", "uring-ipc")
         .env("KBUILD_BUILD_HOST", "xtask")
         .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
+        // Set (even empty) LOCALVERSION stops setlocalversion from appending
+        // "+" for a git tree that is not at a release tag.
+        .env("LOCALVERSION", "")
         .env("CCACHE_BASEDIR", crate::project_root())
         .env("CCACHE_NOHASHDIR", "1")
         .env(

@@ -20,7 +20,14 @@ use anyhow::Result;
 use clap::Parser;
 use xshell::Shell;
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let flags = flags::Xtask::parse();
     let sh = Shell::new()?;
     sh.change_dir(project_root());

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::kernel::{self, dev_dir, patch_dir, GIT_EMAIL, GIT_NAME};
+use crate::kernel::{self, dev_dir, git, patch_dir};
 use crate::series::Series;
 
 pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
@@ -20,13 +20,6 @@ pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
         PatchesCmd::Export => export(sh),
         PatchesCmd::Check => check(sh).map(|_| ()),
     }
-}
-
-fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
-    cmd!(
-        sh,
-        "git -C {repo} -c user.name={GIT_NAME} -c user.email={GIT_EMAIL}"
-    )
 }
 
 fn apply(sh: &Shell, force: bool) -> Result<()> {
@@ -86,7 +79,6 @@ fn format_patches(sh: &Shell, repo: &Path) -> Result<(PathBuf, Vec<String>)> {
             "--no-signature",
             "--no-numbered",
             "--abbrev=12",
-            "--quiet",
             "-o",
         ])
         .arg(&out)
@@ -189,7 +181,8 @@ pub fn check(sh: &Shell) -> Result<usize> {
         .output()
         .context("running checkpatch.pl")?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && text.trim().is_empty() {
+        let findings = checkpatch_findings(&text);
+        if out.status.success() && findings == 0 {
             println!("[checkpatch] {name}: clean");
         } else {
             println!("[checkpatch] {name}:\n{}", text.trim_end());
@@ -201,4 +194,26 @@ pub fn check(sh: &Shell) -> Result<usize> {
     }
     println!("[checkpatch] {} patches clean", series.patches.len());
     Ok(series.patches.len())
+}
+
+/// Number of ERROR, WARNING and CHECK reports in checkpatch output.
+fn checkpatch_findings(output: &str) -> usize {
+    output
+        .lines()
+        .filter(|l| l.starts_with("ERROR:") || l.starts_with("WARNING:") || l.starts_with("CHECK:"))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpatch_findings;
+
+    #[test]
+    fn counts_every_kind_of_finding() {
+        let clean = "x.patch has no obvious style problems and is ready for submission.\n";
+        assert_eq!(checkpatch_findings(clean), 0);
+        let dirty = "WARNING:ENOSYS: ENOSYS means 'invalid syscall nr'\n#12: FILE: a.c:3:\n\
+                     CHECK:PARENTHESIS_ALIGNMENT: Alignment should match\nERROR:CODE_INDENT: use tabs\n";
+        assert_eq!(checkpatch_findings(dirty), 3);
+    }
 }

@@ -132,7 +132,11 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         exec: Some(exec),
     };
     let mut command = vm::command(&spec, &accel)?;
-    command.stdout(Stdio::piped()).stdin(Stdio::null());
+    // Both piped: vng reopens its stderr, which truncates a log file.
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     // Its own process group, so the watchdog can take QEMU down with it.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let boot_allowance = match (&accel, args.profile) {
@@ -155,6 +159,12 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
             println!("{l}");
         }
     });
+    let stderr = child.stderr.take().unwrap();
+    let echo_err = std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[vng] {l}");
+        }
+    });
     let mut watchdog_fired = false;
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -170,6 +180,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     };
     let _ = echo.join();
+    let _ = echo_err.join();
     println!(
         "[vm] finished in {} ({})",
         crate::progress::fmt_duration(t0.elapsed()),
