@@ -27,6 +27,9 @@ use crate::series::Series;
 /// Identity used for commits the workspace makes itself (base, `git am`).
 pub const GIT_NAME: &str = "uring-ipc xtask";
 pub const GIT_EMAIL: &str = "xtask@uring-ipc.invalid";
+/// Marks a finished base tree; the name changes whenever the way the base
+/// tree is made changes, so older trees are rebuilt.
+const BASE_STAMP: &str = ".git/uring-ipc-base-v2";
 /// Fixed date of the base commit, so its hash depends only on the source.
 const BASE_DATE: &str = "2025-01-01T00:00:00Z";
 
@@ -121,7 +124,7 @@ pub fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
 pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     let base = BaseSource::load()?;
     let src = src_dir();
-    let stamp = src.join(".git/uring-ipc-base");
+    let stamp = src.join(BASE_STAMP);
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(base.sha256.as_str()) {
         return Ok(src);
     }
@@ -181,7 +184,9 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     // 86k loose objects would make every later `git am` start a background
     // `gc --auto` that competes with the kernel build for CPU.
     git(sh, &tmp).args(["config", "gc.auto", "0"]).run()?;
-    git(sh, &tmp).args(["add", "-A"]).run()?;
+    // --force: the base must be exactly the tarball, including the 385
+    // dot-files the kernel's own .gitignore matches (".*").
+    git(sh, &tmp).args(["add", "-A", "--force"]).run()?;
     let msg = format!("Linux {} ({} {})", base.version, base.package, base.sha256);
     git(sh, &tmp)
         .args(["commit", "-q", "--no-verify", "-m", &msg])
@@ -189,7 +194,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         .env("GIT_COMMITTER_DATE", BASE_DATE)
         .run()?;
     git(sh, &tmp).args(["tag", "base"]).run()?;
-    std::fs::write(tmp.join(".git/uring-ipc-base"), &base.sha256)?;
+    std::fs::write(tmp.join(BASE_STAMP), &base.sha256)?;
     if src.exists() {
         std::fs::remove_dir_all(&src)?;
     }
