@@ -19,9 +19,15 @@ const ATTR: Attr = Attr {
 };
 
 fn probe() -> Result<(), String> {
-    // SAFETY: fd -1 with a NULL args pointer: a patched kernel rejects the
-    // fd (EBADF) before touching memory; an unpatched one returns ENOSYS.
-    let r = unsafe { receive2_raw(-1, std::ptr::null_mut(), MQ_PEEK, 0, std::ptr::null()) };
+    let mut buf = [0u8; 8];
+    let mut args = mq_timedreceive2_args {
+        msg_len: buf.len(),
+        msg_prio: std::ptr::null_mut(),
+        msg_ptr: buf.as_mut_ptr(),
+    };
+    // SAFETY: valid args on a bad descriptor: a kernel with the call fails
+    // with EBADF, one without it with ENOSYS; nothing is written.
+    let r = unsafe { receive2_raw(-1, &mut args, MQ_PEEK, 0, std::ptr::null()) };
     match (r, errno()) {
         (-1, libc::ENOSYS) => {
             Err("mq_timedreceive2 (548) is not implemented by this kernel".into())
