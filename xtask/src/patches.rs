@@ -27,10 +27,17 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
     let dev = dev_dir();
     let series = Series::load(&patch_dir())?;
     let orphaned = dev.join(".git").exists()
-        && git(sh, &dev).args(["rev-parse", "HEAD"]).ignore_stderr().read().is_err();
+        && git(sh, &dev)
+            .args(["rev-parse", "HEAD"])
+            .ignore_stderr()
+            .read()
+            .is_err();
     if orphaned {
         // Its repository was recreated (new base): nothing in it can be kept.
-        println!("[patches] {} belongs to an old base tree; recreating it", dev.display());
+        println!(
+            "[patches] {} belongs to an old base tree; recreating it",
+            dev.display()
+        );
         std::fs::remove_dir_all(&dev)?;
     }
     if dev.join(".git").exists() {

@@ -761,6 +761,7 @@ fn destroy_wakes_waiters_with_epipe() -> TestResult {
     let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
     let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
     let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
     let (mut ba, mut bb) = ([0u8; 64], [0u8; 64]);
     push(&mut ring, ipc::recv(a.id, ba.as_mut_ptr(), 64).user_data(1))?;
     push(&mut ring, ipc::recv(b.id, bb.as_mut_ptr(), 64).user_data(2))?;
@@ -775,6 +776,16 @@ fn destroy_wakes_waiters_with_epipe() -> TestResult {
             errno_name(-c.res)
         );
     }
+    expect_errno(
+        ring.ipc_send(tx.id, b"late"),
+        libc::ENOENT,
+        "send after destroy",
+    )?;
+    expect_errno(
+        ring.ipc_try_recv(a.id, &mut [0u8; 64]),
+        libc::ENOENT,
+        "recv after destroy",
+    )?;
     expect_errno(
         attach(&ring, ch, IOIPC_SUB_RECV),
         libc::ENOENT,
@@ -829,6 +840,11 @@ fn creator_exit_completes_waiters() -> TestResult {
     let r = ring.ipc_recv(rx.id, &mut [0u8; 64]);
     check_eq!(child.wait()?, 0);
     expect_errno(r, libc::EPIPE, "recv when the creator exits")?;
+    expect_errno(
+        ring.ipc_recv(rx.id, &mut [0u8; 64]),
+        libc::ENOENT,
+        "recv after the creator exited",
+    )?;
     expect_errno(
         ring.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV),
         libc::ENOENT,
