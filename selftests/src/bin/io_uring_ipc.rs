@@ -382,7 +382,7 @@ fn targeted_send_reaches_only_target() -> TestResult {
     );
     expect_errno(
         ring.ipc_send_to(tx.id, 0x7fff_0000, b"nobody"),
-        libc::ENOENT,
+        libc::ENXIO,
         "unknown target",
     )
 }
