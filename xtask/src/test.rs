@@ -212,6 +212,20 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     for (origin, s) in &report.splats {
         println!("# kernel splat during {origin}:\n{}", s.text);
     }
+    if let Some(s) = status.filter(|s| !s.success()) {
+        // The verdict comes from the shared results directory, which is
+        // complete (every binary has its .exit file) or already failed above.
+        println!(
+            "# note: vng exited with {s}; results were read from {}",
+            results.display()
+        );
+    }
+    if !uapi_absent.is_empty() {
+        println!(
+            "# uapi items not in this kernel's headers: {}",
+            uapi_absent.join(", ")
+        );
+    }
     let t = &report.tally;
     println!(
         "# {} kernel {} ({}), {} vCPUs",
@@ -224,12 +238,6 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         "{} passed, {} failed, {} skipped",
         t.passed, t.failed, t.skipped
     );
-    if !uapi_absent.is_empty() {
-        println!(
-            "# uapi items not in this kernel's headers: {}",
-            uapi_absent.join(", ")
-        );
-    }
     if watchdog_fired {
         bail!("the VM did not finish within {}s", budget.as_secs());
     }
@@ -242,14 +250,6 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     }
     if guest_release.trim() != built.release {
         bail!("the selftests did not run in the kernel that was built");
-    }
-    if let Some(s) = status.filter(|s| !s.success()) {
-        // The verdict comes from the shared results directory, which is
-        // complete (every binary has its .exit file) or already failed above.
-        println!(
-            "# note: vng exited with {s}; results were read from {}",
-            results.display()
-        );
     }
     Ok(())
 }
