@@ -74,6 +74,20 @@ macro_rules! skip {
     };
 }
 
+/// Pass if `r` failed with errno `want`; fail naming what happened instead.
+pub fn expect_errno<T: std::fmt::Debug>(
+    r: Result<T, liburing_ipc::Error>,
+    want: i32,
+) -> TestResult {
+    match r {
+        Err(e) if e.errno() == Some(want) => Ok(()),
+        other => Err(Outcome::Fail(format!(
+            "expected {}, got {other:?}",
+            util::errno_name(want)
+        ))),
+    }
+}
+
 /// One test case.
 pub struct Case {
     pub name: &'static str,

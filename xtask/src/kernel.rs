@@ -442,7 +442,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         run_make(&src, &out, profile, args.jobs.unwrap_or_else(default_jobs))?;
         std::fs::write(&stamp, key)?;
     }
-    let release = kernel_release(sh, &src, profile)?;
+    let release = kernel_release(profile)?;
     println!(
         "[build] done in {}\n  image:   {}\n  release: {}",
         crate::progress::fmt_duration(t0.elapsed()),
@@ -457,7 +457,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
 }
 
 /// The release string the build wrote (what `uname -r` will say).
-pub fn kernel_release(_sh: &Shell, _src: &Path, profile: Profile) -> Result<String> {
+pub fn kernel_release(profile: Profile) -> Result<String> {
     let f = build_dir(profile).join("include/config/kernel.release");
     let r = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
     Ok(r.trim().to_string())

@@ -10,7 +10,7 @@ use liburing_ipc::mq::{receive2_raw, Access, Attr, Message, MessageQueue};
 use liburing_ipc::uapi::mqueue::{mq_timedreceive2_args, MQ_PEEK};
 use liburing_ipc::Error;
 use selftests::util::{errno, errno_name, pattern, pipe, unique_name};
-use selftests::{cases, check, check_eq, skip, Outcome, Suite, TestResult};
+use selftests::{cases, check, check_eq, expect_errno, skip, Outcome, Suite, TestResult};
 
 const MSGSIZE: i64 = 256;
 const ATTR: Attr = Attr {
@@ -41,16 +41,6 @@ fn probe() -> Result<(), String> {
 
 fn queue() -> Result<MessageQueue, Error> {
     MessageQueue::create(&unique_name("rcv2"), ATTR, Access::ReadWrite)
-}
-
-fn expect_errno<T: std::fmt::Debug>(r: Result<T, Error>, want: i32) -> TestResult {
-    match r {
-        Err(e) if e.errno() == Some(want) => Ok(()),
-        other => Err(Outcome::Fail(format!(
-            "expected {}, got {other:?}",
-            errno_name(want)
-        ))),
-    }
 }
 
 /// Raw call with explicit pointers, returning Ok(len) or Err(errno).

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use liburing_ipc::mq::{Access, Attr, MessageQueue};
 use liburing_ipc::Error;
-use selftests::util::{errno_name, pattern, unique_name};
-use selftests::{cases, check, check_eq, Suite, TestResult};
+use selftests::util::{pattern, unique_name};
+use selftests::{cases, check, check_eq, expect_errno, Suite, TestResult};
 
 const ATTR: Attr = Attr {
     max_msgs: 8,
@@ -24,16 +24,6 @@ fn probe() -> Result<(), String> {
 
 fn queue() -> Result<MessageQueue, Error> {
     MessageQueue::create(&unique_name("base"), ATTR, Access::ReadWrite)
-}
-
-fn expect_errno<T: std::fmt::Debug>(r: Result<T, Error>, want: i32) -> TestResult {
-    match r {
-        Err(e) if e.errno() == Some(want) => Ok(()),
-        other => Err(selftests::Outcome::Fail(format!(
-            "expected {}, got {other:?}",
-            errno_name(want)
-        ))),
-    }
 }
 
 fn receive_is_highest_priority_first() -> TestResult {
