@@ -38,6 +38,8 @@ const BUILD_PACKAGES: &[&str] = &[
     "ccache",
     "python3",
     "rsync",
+    // pahole, which turns the kernel's DWARF into BTF (trace.config).
+    "dwarves",
 ];
 const VM_PACKAGES: &[&str] = &["qemu-system-x86", "udev"];
 const TEST_PACKAGES: &[&str] = &["gcc-multilib", "sparse", "libpopt-dev"];

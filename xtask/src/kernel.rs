@@ -326,8 +326,11 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
 pub fn fragments(profile: Profile) -> Vec<PathBuf> {
     let dir = crate::project_root().join("kernel-config");
     let mut v = vec![dir.join("base.config"), dir.join("ipc.config")];
-    if profile == Profile::Debug {
-        v.push(dir.join("debug.config"));
+    match profile {
+        // BTF needs DWARF, which costs build time: only the everyday
+        // profile carries it, the debug one is slow enough already.
+        Profile::Fast => v.push(dir.join("trace.config")),
+        Profile::Debug => v.push(dir.join("debug.config")),
     }
     v
 }
@@ -413,7 +416,36 @@ fn make_env(cmd: &mut Command) {
         .env_remove("CROSS_COMPILE");
 }
 
+/// Held while the shared source tree or a build directory changes: two
+/// xtask processes (say `test` and `bench` in two terminals) must not run
+/// `git am` or `make` in the same tree at once. Released when dropped.
+struct TreeLock {
+    _file: std::fs::File,
+}
+
+impl TreeLock {
+    fn acquire() -> Result<TreeLock> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(kernel_dir())?;
+        let path = kernel_dir().join(".lock");
+        let f =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let fd = f.as_raw_fd();
+        // SAFETY: fd is an open descriptor owned by `f` for this whole call.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            println!("[build] another xtask is using target/kernel; waiting for it");
+            // SAFETY: as above; a blocking flock on a valid descriptor.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        Ok(TreeLock { _file: f })
+    }
+}
+
 pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
+    let _lock = TreeLock::acquire()?;
     let t0 = Instant::now();
     let profile = args.profile;
     let src = prepare_base(sh)?;
