@@ -399,7 +399,7 @@ fn default_jobs() -> usize {
 }
 
 /// Environment for reproducible, ccache-friendly kernel builds.
-fn make_env(cmd: &mut Command) {
+pub(crate) fn make_env(cmd: &mut Command) {
     cmd.env("KBUILD_BUILD_USER", "uring-ipc")
         .env("KBUILD_BUILD_HOST", "xtask")
         .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
@@ -419,12 +419,12 @@ fn make_env(cmd: &mut Command) {
 /// Held while the shared source tree or a build directory changes: two
 /// xtask processes (say `test` and `bench` in two terminals) must not run
 /// `git am` or `make` in the same tree at once. Released when dropped.
-struct TreeLock {
+pub struct TreeLock {
     _file: std::fs::File,
 }
 
 impl TreeLock {
-    fn acquire() -> Result<TreeLock> {
+    pub fn acquire() -> Result<TreeLock> {
         use std::os::fd::AsRawFd;
         std::fs::create_dir_all(kernel_dir())?;
         let path = kernel_dir().join(".lock");

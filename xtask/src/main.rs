@@ -1,12 +1,15 @@
 //! `cargo xtask`: build the patched kernel, boot it, run the selftests.
 
+mod cover;
 mod deps;
 mod flags;
+mod gate;
 mod guest;
 mod kconfig;
 mod kernel;
 mod ktap;
 mod patches;
+mod patchfmt;
 mod progress;
 mod series;
 mod splat;

@@ -1,13 +1,15 @@
-//! `cargo xtask patches apply|export|check`: the patch-editing workflow.
+//! `cargo xtask patches apply|export|check|cover-letter`: the patch-editing
+//! workflow.
 //!
 //! apply  -> target/kernel/dev, a git worktree: base + one commit per patch
 //! (edit, `git commit --amend` or `git rebase -i base`, add commits) ->
-//! export -> patches/*.patch + patches/series -> check -> checkpatch.
+//! export -> patches/*.patch + patches/series -> check (the pre-submission
+//! gate, gate.rs) -> cover-letter (cover.rs).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use anyhow::{bail, Result};
+use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
 use crate::kernel::{self, dev_dir, git, patch_dir};
@@ -18,7 +20,8 @@ pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
     match args.cmd {
         PatchesCmd::Apply { force } => apply(sh, force),
         PatchesCmd::Export => export(sh),
-        PatchesCmd::Check => check(sh).map(|_| ()),
+        PatchesCmd::Check(ref a) => crate::gate::run(sh, a),
+        PatchesCmd::CoverLetter => crate::cover::run(sh),
     }
 }
 
@@ -175,59 +178,4 @@ fn export(sh: &Shell) -> Result<()> {
         series.patches.len()
     );
     Ok(())
-}
-
-/// checkpatch.pl --strict on every patch of the series. Returns the number of
-/// patches checked; fails naming each patch with errors, warnings or checks.
-pub fn check(sh: &Shell) -> Result<usize> {
-    let src = kernel::prepare_base(sh)?;
-    let series = Series::load(&patch_dir())?;
-    let checkpatch = src.join("scripts/checkpatch.pl");
-    let mut bad = Vec::new();
-    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
-        let _d = sh.push_dir(&src);
-        let out = cmd!(
-            sh,
-            "perl {checkpatch} --strict --no-summary --show-types --color=never {path}"
-        )
-        .quiet()
-        .ignore_status()
-        .output()
-        .context("running checkpatch.pl")?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let findings = checkpatch_findings(&text);
-        if out.status.success() && findings == 0 {
-            println!("[checkpatch] {name}: clean");
-        } else {
-            println!("[checkpatch] {name}:\n{}", text.trim_end());
-            bad.push(name.clone());
-        }
-    }
-    if !bad.is_empty() {
-        bail!("checkpatch --strict is not clean for: {}", bad.join(", "));
-    }
-    println!("[checkpatch] {} patches clean", series.patches.len());
-    Ok(series.patches.len())
-}
-
-/// Number of ERROR, WARNING and CHECK reports in checkpatch output.
-fn checkpatch_findings(output: &str) -> usize {
-    output
-        .lines()
-        .filter(|l| l.starts_with("ERROR:") || l.starts_with("WARNING:") || l.starts_with("CHECK:"))
-        .count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::checkpatch_findings;
-
-    #[test]
-    fn counts_every_kind_of_finding() {
-        let clean = "x.patch has no obvious style problems and is ready for submission.\n";
-        assert_eq!(checkpatch_findings(clean), 0);
-        let dirty = "WARNING:ENOSYS: ENOSYS means 'invalid syscall nr'\n#12: FILE: a.c:3:\n\
-                     CHECK:PARENTHESIS_ALIGNMENT: Alignment should match\nERROR:CODE_INDENT: use tabs\n";
-        assert_eq!(checkpatch_findings(dirty), 3);
-    }
 }
