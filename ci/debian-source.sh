@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The base kernel is Debian's linux-source-6.12 (patches/base.toml), which
+# `cargo xtask build-kernel` fetches with `apt-get download`. On Debian
+# bookworm apt already knows it and this does nothing. On Ubuntu (GitHub's
+# runners) it adds Debian's bookworm-security archive with its keyring,
+# pinned at priority 1 so that no Ubuntu package is ever replaced by a
+# Debian one: only an explicit `package=version` request uses it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkg=$(sed -n 's/^package = "\(.*\)"$/\1/p' patches/base.toml)
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' patches/base.toml)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+
+known() { apt-cache madison "$pkg" 2>/dev/null | grep -qF "$version"; }
+
+if known; then
+    echo "debian-source: apt knows $pkg $version"
+    exit 0
+fi
+$sudo apt-get update -q >/dev/null
+if known; then
+    echo "debian-source: apt knows $pkg $version"
+    exit 0
+fi
+if ! grep -q '^ID=ubuntu' /etc/os-release; then
+    echo "debian-source: apt does not know $pkg $version and this is not Ubuntu;" >&2
+    echo "  add Debian bookworm(-security) to the apt sources, or pin another version in patches/base.toml" >&2
+    exit 1
+fi
+echo "debian-source: adding Debian bookworm-security for $pkg"
+$sudo apt-get install -y -q debian-archive-keyring >/dev/null
+$sudo tee /etc/apt/sources.list.d/debian-bookworm-security.sources >/dev/null <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+$sudo tee /etc/apt/preferences.d/debian-bookworm-security >/dev/null <<'PIN'
+Package: *
+Pin: origin deb.debian.org
+Pin-Priority: 1
+PIN
+$sudo apt-get update -q >/dev/null
+if ! known; then
+    echo "debian-source: Debian's archive does not serve $pkg $version (any more);" >&2
+    echo "  pin a version it serves in patches/base.toml (apt-cache madison $pkg)" >&2
+    exit 1
+fi
+echo "debian-source: apt knows $pkg $version"
