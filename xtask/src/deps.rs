@@ -41,11 +41,16 @@ const BUILD_PACKAGES: &[&str] = &[
     // pahole, which turns the kernel's DWARF into BTF (trace.config).
     "dwarves",
 ];
+/// Building the workspace itself: ipc-trace compiles its BPF program with
+/// clang (libbpf-cargo) and links a vendored libbpf, which needs libelf and
+/// zlib found through pkg-config.
+const BPF_PACKAGES: &[&str] = &["clang", "llvm", "libelf-dev", "zlib1g-dev", "pkg-config"];
 const VM_PACKAGES: &[&str] = &["qemu-system-x86", "udev"];
 const TEST_PACKAGES: &[&str] = &["gcc-multilib", "sparse", "libpopt-dev"];
 
 fn packages_for(need: Need) -> Vec<&'static str> {
     let mut p = BUILD_PACKAGES.to_vec();
+    p.extend_from_slice(BPF_PACKAGES);
     if matches!(need, Need::Vm | Need::All) {
         p.extend_from_slice(VM_PACKAGES);
     }

@@ -23,6 +23,9 @@ pub enum Cmd {
     Vm(VmArgs),
     /// Build kernel and selftests, run every selftest in the VM.
     Test(TestArgs),
+    /// Run CMD in the VM under ipc-trace (BPF): per-channel IPC counts,
+    /// errors and latency histograms, mq_timedreceive2 peek/receive latency.
+    Trace(TraceArgs),
     /// Runs inside the VM: executes selftest binaries (used by `test`).
     #[command(hide = true)]
     GuestRun(GuestRunArgs),
@@ -195,4 +198,23 @@ pub struct GuestRunArgs {
     pub timeout: u64,
     /// Selftest binaries to run, in order.
     pub binaries: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Kernel profile; BPF and BTF are in the fast profile.
+    #[arg(long, value_enum, default_value = "fast")]
+    pub profile: Profile,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Print the counters every SECS seconds while CMD runs (0: summary only).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+    /// JSON output (one object per interval on stderr, the summary on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// Command to run in the guest under the tracer.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }

@@ -14,6 +14,7 @@ mod progress;
 mod series;
 mod splat;
 mod test;
+mod trace;
 mod uapi;
 mod vm;
 
@@ -43,6 +44,7 @@ fn run() -> Result<()> {
         flags::Cmd::Patches(args) => patches::run(&sh, &args),
         flags::Cmd::Vm(args) => vm::run(&sh, &args),
         flags::Cmd::Test(args) => test::run(&sh, &args),
+        flags::Cmd::Trace(args) => trace::run(&sh, &args),
         flags::Cmd::GuestRun(args) => guest::run(&args),
     }
 }

@@ -1,0 +1,72 @@
+//! `cargo xtask trace -- CMD`: boot the kernel and run CMD in the guest
+//! under `ipc-trace`, which attaches before CMD starts, detaches after it
+//! exits and prints the per-channel counts and latency histograms.
+
+use std::process::Stdio;
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::flags::{BuildArgs, TraceArgs};
+use crate::vm::{self, VmSpec};
+
+pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
+    if args.cmd.is_empty() {
+        bail!("nothing to trace: give the command after `--`, e.g. `cargo xtask trace -- target/release/ipc-workload`");
+    }
+    if !args.interval.is_finite() || args.interval < 0.0 {
+        bail!(
+            "--interval {}: expected a number of seconds >= 0",
+            args.interval
+        );
+    }
+    crate::deps::require(sh, crate::deps::Need::Vm)?;
+    let built = crate::kernel::build(
+        sh,
+        &BuildArgs {
+            profile: args.profile,
+            jobs: None,
+            force: false,
+        },
+    )?;
+    // The tracer, its workload and the selftests (the usual things to trace).
+    println!("[trace] cargo build --release -p ipc-trace -p selftests");
+    cmd!(
+        sh,
+        "cargo build --quiet --release -p ipc-trace -p selftests --bins"
+    )
+    .run()?;
+    let tracer = crate::target_dir().join("release/ipc-trace");
+    let mut exec = vec![
+        tracer.display().to_string(),
+        "--interval".to_string(),
+        args.interval.to_string(),
+    ];
+    if args.json {
+        exec.push("--json".into());
+    }
+    exec.push("--".into());
+    exec.extend(args.cmd.iter().cloned());
+
+    let accel = vm::detect_accel();
+    println!("{}", vm::describe(&accel, args.cpus, &built));
+    let spec = VmSpec {
+        kernel: &built,
+        cpus: args.cpus,
+        memory: "2G",
+        rwdirs: vec![],
+        exec: Some(exec),
+    };
+    let mut command = vm::command(&spec, &accel)?;
+    command.stdin(Stdio::null());
+    let status = command.status()?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // ipc-trace exits with CMD's status, or 2 when tracing failed.
+        Some(c) => {
+            eprintln!("[trace] guest command exited with status {c}");
+            std::process::exit(c)
+        }
+        None => bail!("vng was killed ({status})"),
+    }
+}
