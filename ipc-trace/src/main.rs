@@ -89,6 +89,7 @@ fn run() -> Result<i32> {
     let start = Instant::now();
     let mut next = start + interval;
     let mut code = 0;
+    let mut last = None;
     loop {
         if let Some(c) = child.as_mut() {
             if let Some(status) = c.try_wait()? {
@@ -107,8 +108,9 @@ fn run() -> Result<i32> {
             if cli.json {
                 eprintln!("{}", r.to_json());
             } else {
-                eprint!("{r}");
+                eprint!("{}", r.changes_since(last.as_ref()));
             }
+            last = Some(r);
             next += interval;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -258,6 +258,44 @@ impl Report {
         self.mq.iter().find(|m| m.kind == kind)
     }
 
+    /// One line per channel that changed since `prev`, plus mq activity:
+    /// the periodic output.
+    pub fn changes_since(&self, prev: Option<&Report>) -> String {
+        let mut out = String::new();
+        let t = self.elapsed_secs;
+        for c in &self.channels {
+            let p = prev.and_then(|p| p.channel(c.id));
+            let d = |f: fn(&ChannelReport) -> u64| f(c) - p.map_or(0, f);
+            let (sent, recv) = (d(|c| c.sent), d(|c| c.received));
+            let errs = d(|c| c.send_enobufs + c.send_epipe + c.send_other_errors)
+                + d(|c| c.recv_eagain + c.recv_epipe + c.recv_other_errors);
+            if sent + recv + errs == 0 {
+                continue;
+            }
+            out.push_str(&format!(
+                "[{t:7.1}s] channel {} {}: +{sent} sent (+{} B), +{recv} received (+{} B), +{errs} errors; total {} sent, {} received\n",
+                c.id,
+                c.mode,
+                d(|c| c.sent_bytes),
+                d(|c| c.received_bytes),
+                c.sent,
+                c.received
+            ));
+        }
+        for m in &self.mq {
+            let before = prev.and_then(|p| p.mq(m.kind)).map_or(0, |p| p.calls);
+            if m.calls > before {
+                out.push_str(&format!(
+                    "[{t:7.1}s] mq_timedreceive2 {}: +{} calls; total {}\n",
+                    m.kind,
+                    m.calls - before,
+                    m.calls
+                ));
+            }
+        }
+        out
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a report always serializes")
     }
@@ -387,6 +425,45 @@ mod tests {
         assert!(Histogram::from_slots("e".into(), &[0; SLOTS])
             .buckets
             .is_empty());
+    }
+
+    fn raw(sends: u64) -> RawCounters {
+        RawCounters {
+            channels: vec![RawChannel {
+                id: 3,
+                sends,
+                send_bytes: sends * 10,
+                flags: Some(0),
+                ..Default::default()
+            }],
+            ipc_lat: [[0; SLOTS]; 4],
+            mq: [RawMq::default(); 2],
+            mq_lat: [[0; SLOTS]; 2],
+            dropped: 0,
+        }
+    }
+
+    #[test]
+    fn periodic_lines_show_changes_only() {
+        let f = Features {
+            ipc_tracepoints: true,
+            ipc_seq: true,
+            ipc_channel_flags: true,
+            raw_syscalls: true,
+        };
+        let a = Report::build(Duration::from_secs(1), &f, raw(4));
+        let b = Report::build(Duration::from_secs(2), &f, raw(6));
+        let first = a.changes_since(None);
+        assert!(
+            first.contains("channel 3 unicast: +4 sent (+40 B)"),
+            "{first}"
+        );
+        let second = b.changes_since(Some(&a));
+        assert!(second.contains("+2 sent (+20 B)"), "{second}");
+        assert_eq!(b.changes_since(Some(&b)), "");
+        let json: serde_json::Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(json["channels"][0]["sent"], 6);
+        assert_eq!(json["channels"][0]["mode"], "unicast");
     }
 
     #[test]
