@@ -46,7 +46,14 @@ const BUILD_PACKAGES: &[&str] = &[
 /// zlib found through pkg-config.
 const BPF_PACKAGES: &[&str] = &["clang", "llvm", "libelf-dev", "zlib1g-dev", "pkg-config"];
 const VM_PACKAGES: &[&str] = &["qemu-system-x86", "udev"];
-const TEST_PACKAGES: &[&str] = &["gcc-multilib", "sparse", "libpopt-dev"];
+const TEST_PACKAGES: &[&str] = &[
+    "gcc-multilib",
+    "sparse",
+    "libpopt-dev",
+    // dpkg-source, to unpack liburing's source package (`regress`).
+    "dpkg-dev",
+    "g++",
+];
 
 fn packages_for(need: Need) -> Vec<&'static str> {
     let mut p = BUILD_PACKAGES.to_vec();
@@ -166,7 +173,102 @@ pub fn require(sh: &Shell, need: Need) -> Result<()> {
     )
 }
 
+/// Where `deps` adds deb-src entries (`cargo xtask regress` runs liburing's
+/// tests from its Debian source package).
+const DEB_SRC_FILE: &str = "/etc/apt/sources.list.d/uring-ipc-deb-src.sources";
+
+/// deb-src stanzas (deb822) mirroring the distribution archive's `deb`
+/// entries in `sources` (the texts of apt's source files); third-party
+/// repositories are left out, they rarely serve sources.
+pub fn deb_src_for(sources: &[String]) -> String {
+    let official = |uri: &str| uri.contains("debian.org") || uri.contains("ubuntu.com");
+    let mut out = String::new();
+    let mut add = |uris: &str, suites: &str, comps: &str, signed: Option<&str>| {
+        out.push_str(&format!(
+            "Types: deb-src\nURIs: {uris}\nSuites: {suites}\nComponents: {comps}\n"
+        ));
+        if let Some(k) = signed {
+            out.push_str(&format!("Signed-By: {k}\n"));
+        }
+        out.push('\n');
+    };
+    for text in sources {
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim() == name).then(|| v.trim().to_string())
+                })
+            };
+            if let (Some(types), Some(uris), Some(suites)) =
+                (field("Types"), field("URIs"), field("Suites"))
+            {
+                let enabled = field("Enabled").is_none_or(|e| e != "no");
+                if enabled && types.split_whitespace().any(|t| t == "deb") && official(&uris) {
+                    let comps = field("Components").unwrap_or_else(|| "main".into());
+                    add(&uris, &suites, &comps, field("Signed-By").as_deref());
+                }
+                continue;
+            }
+            for l in stanza.lines() {
+                let mut w = l.split_whitespace();
+                if w.next() != Some("deb") {
+                    continue;
+                }
+                let mut rest: Vec<&str> = w.collect();
+                if rest.first().is_some_and(|o| o.starts_with('[')) {
+                    rest.remove(0);
+                }
+                if let [uri, suite, comps @ ..] = rest.as_slice() {
+                    if official(uri) && !comps.is_empty() {
+                        add(uri, suite, &comps.join(" "), None);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Add deb-src entries when apt has none.
+fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
+    if crate::liburing::have_deb_src() {
+        return Ok(());
+    }
+    println!("deps: apt has no deb-src entry (`apt-get source liburing` needs one)");
+    if check {
+        bail!("no deb-src entry in apt's sources; `cargo xtask deps` adds {DEB_SRC_FILE}");
+    }
+    let mut texts = Vec::new();
+    texts.extend(std::fs::read_to_string("/etc/apt/sources.list").ok());
+    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "list" || x == "sources") {
+                texts.extend(std::fs::read_to_string(&p).ok());
+            }
+        }
+    }
+    let stanzas = deb_src_for(&texts);
+    if stanzas.is_empty() {
+        bail!("no Debian/Ubuntu archive among apt's sources to add a deb-src entry for");
+    }
+    if !is_root() {
+        bail!("adding deb-src entries needs root; write this to {DEB_SRC_FILE} and run `apt-get update`:\n{stanzas}");
+    }
+    let text = format!(
+        "# Added by `cargo xtask deps`: source packages for `cargo xtask regress`.\n{stanzas}"
+    );
+    std::fs::write(DEB_SRC_FILE, text)?;
+    println!("deps: wrote {DEB_SRC_FILE}; apt-get update");
+    cmd!(sh, "apt-get update -q")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    Ok(())
+}
+
 pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
+    ensure_deb_src(sh, args.check)?;
     let m = missing(sh, Need::All)?;
     if m.is_empty() {
         println!("deps: everything is installed");
@@ -223,4 +325,28 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
     }
     println!("deps: done");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deb_src_mirrors_archive_entries() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n\
+                      Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+                      Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n";
+        let one_line =
+            "# comment\ndeb [arch=amd64] http://archive.ubuntu.com/ubuntu noble main universe\n\
+                        deb https://example.com/repo stable main\n";
+        let out = deb_src_for(&[deb822.to_string(), one_line.to_string()]);
+        assert_eq!(
+            out,
+            "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n\
+             Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n\
+             Types: deb-src\nURIs: http://archive.ubuntu.com/ubuntu\nSuites: noble\n\
+             Components: main universe\n\n"
+        );
+        assert!(deb_src_for(&["Types: deb\nURIs: https://x.org/\nSuites: a\n".into()]).is_empty());
+    }
 }

@@ -23,6 +23,10 @@ pub enum Cmd {
     Vm(VmArgs),
     /// Build kernel and selftests, run every selftest in the VM.
     Test(TestArgs),
+    /// Run suites this project did not write (liburing's tests, the kernel's
+    /// mqueue selftests) on the base and the patched kernel; fail on any test
+    /// that passes on the base but not with the patches.
+    Regress(RegressArgs),
     /// Run CMD in the VM under ipc-trace (BPF): per-channel IPC counts,
     /// errors and latency histograms, mq_timedreceive2 peek/receive latency.
     Trace(TraceArgs),
@@ -196,8 +200,45 @@ pub struct GuestRunArgs {
     pub results: std::path::PathBuf,
     #[arg(long)]
     pub timeout: u64,
+    /// More tests to run after BINARIES, with arguments and result
+    /// conventions (TOML, written by the host).
+    #[arg(long)]
+    pub manifest: Option<std::path::PathBuf>,
     /// Selftest binaries to run, in order.
     pub binaries: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// liburing's test suite (Debian source package), for the io_uring series.
+    Liburing,
+    /// The kernel's tools/testing/selftests/mqueue, for the mqueue series.
+    Mqueue,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegressArgs {
+    /// Run only the tests the list file marks as quick (what CI runs).
+    #[arg(long)]
+    pub quick: bool,
+    /// Suites to run (default: all).
+    #[arg(long, value_enum)]
+    pub suite: Vec<Suite>,
+    /// Per-test timeout in seconds inside the guest; the host reboots a
+    /// guest that does not finish a test within this plus a grace period.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Parallel make jobs for kernel builds (default: number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Keep the results of an interrupted run and run only what is missing.
+    #[arg(long)]
+    pub resume: bool,
+    /// Only tests whose name contains this string.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,13 @@
-//! The in-guest half of `cargo xtask test`: runs each selftest binary with a
-//! timeout, streams its KTAP (indented, as a subtest) to the console and
-//! stores it in the shared results directory together with the kernel log
-//! written while it ran. The host reads those files after the VM exits.
+//! The in-guest half of `cargo xtask test` and `cargo xtask regress`: runs
+//! each test binary with a timeout, streams its output (indented, as a
+//! subtest) to the console and stores it in the shared results directory
+//! together with its exit status and the kernel log written while it ran.
+//! The host reads those files, also while the VM is still running.
+//!
+//! Binaries follow one of three conventions (see [`Convention`]). Output that
+//! is not KTAP (liburing's tests, most kselftests) is kept as `<name>.out`
+//! and turned into a one-case KTAP document, `<name>.ktap`, judged by the
+//! exit status.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -10,8 +16,142 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::flags::GuestRunArgs;
+
+/// How a test binary reports its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Convention {
+    /// This workspace's selftests: KTAP on stdout; exit 0 pass, 4 all
+    /// skipped, anything else fail.
+    #[default]
+    Ktap,
+    /// Kernel selftests: exit 0 pass, 4 skip (KSFT_SKIP), anything else
+    /// fail. Output may be TAP (kselftest.h) or free text.
+    Kselftest,
+    /// liburing's test suite: exit 0 pass, 77 skip, anything else fail.
+    Liburing,
+}
+
+/// The verdict on one binary from its recorded exit (`exit N`, `signal N`,
+/// `timeout N`, or anything else for "did not finish").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Skip,
+    Fail,
+}
+
+impl Convention {
+    pub fn judge(self, exit: &str) -> Outcome {
+        let skip_code = match self {
+            Convention::Ktap | Convention::Kselftest => 4,
+            Convention::Liburing => 77,
+        };
+        let mut w = exit.split_whitespace();
+        match (w.next(), w.next().and_then(|c| c.parse::<i32>().ok())) {
+            (Some("exit"), Some(0)) => Outcome::Pass,
+            (Some("exit"), Some(c)) if c == skip_code => Outcome::Skip,
+            _ => Outcome::Fail,
+        }
+    }
+}
+
+/// One test binary to run in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestTest {
+    /// Unique within a run; names the result files.
+    pub name: String,
+    pub path: std::path::PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub convention: Convention,
+    /// Seconds before the binary's process group is killed (default: the
+    /// run's --timeout).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Run in a fresh empty directory under the guest's /tmp (for tests
+    /// that create files in their working directory; the host's tree is
+    /// read-only in the guest).
+    #[serde(default)]
+    pub scratch: bool,
+}
+
+/// The list of tests a `guest-run --manifest FILE` executes, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default, rename = "test")]
+    pub tests: Vec<GuestTest>,
+}
+
+impl Manifest {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, toml::to_string(self)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Whether free-form output already is (K)TAP: it has a plan line.
+fn has_plan(output: &str) -> bool {
+    output.lines().any(|l| {
+        l.strip_prefix("1..")
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+/// The KTAP document stored for a binary that is not a `Ktap` selftest.
+/// TAP output (kselftest.h) is kept, with nameless result lines
+/// (`ok 1 # SKIP why`) given the binary's name; anything else becomes one
+/// test case named after the binary, its output as comment lines, and the
+/// verdict taken from the exit status.
+pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &str) -> String {
+    let mut doc = String::new();
+    if has_plan(output) {
+        if !output.starts_with("KTAP version") && !output.starts_with("TAP version") {
+            doc.push_str("KTAP version 1\n");
+        }
+        for l in output.lines() {
+            let named = ["ok ", "not ok "].iter().find_map(|p| {
+                let rest = l.strip_prefix(p)?;
+                let (num, tail) = rest.split_once(' ')?;
+                num.parse::<u32>().ok()?;
+                tail.starts_with("# ")
+                    .then(|| format!("{p}{num} {name} {tail}"))
+            });
+            doc.push_str(named.as_deref().unwrap_or(l));
+            doc.push('\n');
+        }
+        return doc;
+    }
+    doc.push_str("KTAP version 1\n1..1\n");
+    for l in output.lines() {
+        doc.push_str("# ");
+        doc.push_str(l);
+        doc.push('\n');
+    }
+    let line = match convention.judge(exit) {
+        Outcome::Pass => format!("ok 1 {name}"),
+        Outcome::Skip => format!("ok 1 {name} # SKIP {exit}"),
+        Outcome::Fail => format!("not ok 1 {name} # {exit}"),
+    };
+    doc.push_str(&line);
+    doc.push('\n');
+    doc
+}
+
+/// File in the results directory naming the test that is running.
+pub const RUNNING: &str = "running";
 
 const SYSLOG_ACTION_READ_CLEAR: libc::c_int = 4;
 const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
@@ -44,18 +184,43 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
     let dir = &args.results;
     std::fs::write(dir.join("boot.dmesg"), read_clear_kmsg())?;
     std::fs::write(dir.join("uname"), uname_release())?;
+    let mut tests: Vec<GuestTest> = args
+        .binaries
+        .iter()
+        .map(|bin| GuestTest {
+            name: bin
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: bin.clone(),
+            args: Vec::new(),
+            convention: Convention::Ktap,
+            timeout: None,
+            scratch: false,
+        })
+        .collect();
+    if let Some(m) = &args.manifest {
+        tests.extend(Manifest::read(m)?.tests);
+    }
     say("KTAP version 1");
     say(&format!("# guest kernel {}", uname_release()));
-    say(&format!("1..{}", args.binaries.len()));
+    say(&format!("1..{}", tests.len()));
     let mut all_ok = true;
-    for (i, bin) in args.binaries.iter().enumerate() {
-        let name = bin
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (exit, verdict) = run_one(bin, &name, dir, args.timeout)?;
+    for (i, t) in tests.iter().enumerate() {
+        let name = t.name.as_str();
+        // What runs now, for a host that watches for wedged guests.
+        std::fs::write(dir.join(RUNNING), format!("{name}\n"))?;
+        // SAFETY: sync() has no preconditions.
+        unsafe { libc::sync() };
+        let started = Instant::now();
+        let (exit, verdict) = run_one(t, dir, t.timeout.unwrap_or(args.timeout))?;
+        let secs = started.elapsed().as_secs_f64();
+        std::fs::write(dir.join(format!("{name}.secs")), format!("{secs:.1}\n"))?;
         std::fs::write(dir.join(format!("{name}.dmesg")), read_clear_kmsg())?;
         std::fs::write(dir.join(format!("{name}.exit")), format!("{exit}\n"))?;
+        // SAFETY: sync() has no preconditions; the host reads results while
+        // the VM runs, and may have to kill a wedged guest.
+        unsafe { libc::sync() };
         let line = match verdict {
             Verdict::Ok => format!("ok {} {name}", i + 1),
             Verdict::Skip => format!("ok {} {name} # SKIP", i + 1),
@@ -66,6 +231,7 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
         };
         say(&line);
     }
+    let _ = std::fs::remove_file(dir.join(RUNNING));
     // SAFETY: sync() has no preconditions; flush results to the 9p share.
     unsafe { libc::sync() };
     std::process::exit(if all_ok { 0 } else { 1 });
@@ -84,33 +250,58 @@ fn uname_release() -> String {
         .to_string()
 }
 
-fn run_one(bin: &Path, name: &str, dir: &Path, timeout: u64) -> Result<(String, Verdict)> {
+fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)> {
+    let name = t.name.as_str();
     say(&format!("# selftest: {name}"));
-    let ktap_path = dir.join(format!("{name}.ktap"));
-    let mut ktap = std::fs::File::create(&ktap_path)?;
-    let mut child = Command::new(bin)
+    // Written as it comes, so a hung binary's partial output survives.
+    let (raw_path, ktap_path) = (
+        dir.join(format!("{name}.out")),
+        dir.join(format!("{name}.ktap")),
+    );
+    let raw_out = match t.convention {
+        Convention::Ktap => ktap_path.clone(),
+        _ => raw_path.clone(),
+    };
+    let out_file = std::fs::File::create(&raw_out)?;
+    let err_file = out_file.try_clone()?;
+    let scratch = t
+        .scratch
+        .then(|| std::env::temp_dir().join(format!("uring-ipc-{name}")));
+    let mut command = Command::new(&t.path);
+    command
+        .args(&t.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(0);
+    if let Some(d) = &scratch {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d)?;
+        command.current_dir(d);
+    }
+    let mut child = command
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+        .with_context(|| format!("starting {}", t.path.display()))?;
     let pid = child.id() as libc::pid_t;
     let stderr = child.stderr.take().unwrap();
+    // A Ktap binary's stderr is commentary; free-form output keeps both.
+    let keep_err = t.convention != Convention::Ktap;
     let err_thread = std::thread::spawn(move || {
-        let mut lines = Vec::new();
+        let mut err_file = err_file;
         for l in BufReader::new(stderr).lines().map_while(Result::ok) {
             say(&format!("    # stderr: {l}"));
-            lines.push(l);
+            if keep_err {
+                // One write per line: stdout's thread writes the same file.
+                let _ = err_file.write_all(format!("stderr: {l}\n").as_bytes());
+            }
         }
-        lines
     });
     let stdout = child.stdout.take().unwrap();
-    // Written as it comes, so a hung binary's partial output survives.
     let out_thread = std::thread::spawn(move || {
+        let mut out_file = out_file;
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
             say(&format!("    {l}"));
-            let _ = writeln!(ktap, "{l}");
+            let _ = out_file.write_all(format!("{l}\n").as_bytes());
         }
     });
     let start = Instant::now();
@@ -132,18 +323,103 @@ fn run_one(bin: &Path, name: &str, dir: &Path, timeout: u64) -> Result<(String, 
         let _ = out_thread.join();
         let _ = err_thread.join();
     }
-    let (exit, verdict) = match status {
+    let exit = match status {
         None => {
             say(&format!("    # {name}: killed after {timeout}s"));
-            (format!("timeout {timeout}"), Verdict::Fail)
+            format!("timeout {timeout}")
         }
         Some(s) => match (s.code(), s.signal()) {
-            (Some(0), _) => ("exit 0".to_string(), Verdict::Ok),
-            (Some(4), _) => ("exit 4".to_string(), Verdict::Skip),
-            (Some(c), _) => (format!("exit {c}"), Verdict::Fail),
-            (None, Some(sig)) => (format!("signal {sig}"), Verdict::Fail),
-            (None, None) => ("signal 0".to_string(), Verdict::Fail),
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => "signal 0".to_string(),
         },
     };
+    if let Some(d) = &scratch {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    if t.convention != Convention::Ktap {
+        let raw = std::fs::read_to_string(&raw_path).unwrap_or_default();
+        std::fs::write(&ktap_path, to_ktap(name, &raw, t.convention, &exit))?;
+    }
+    let verdict = match t.convention.judge(&exit) {
+        Outcome::Pass => Verdict::Ok,
+        Outcome::Skip => Verdict::Skip,
+        Outcome::Fail => Verdict::Fail,
+    };
     Ok((exit, verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conventions_judge_exit_records() {
+        assert_eq!(Convention::Kselftest.judge("exit 0\n"), Outcome::Pass);
+        assert_eq!(Convention::Kselftest.judge("exit 4"), Outcome::Skip);
+        assert_eq!(Convention::Kselftest.judge("exit 77"), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge("exit 77"), Outcome::Skip);
+        assert_eq!(Convention::Liburing.judge("exit 4"), Outcome::Fail);
+        assert_eq!(Convention::Ktap.judge("signal 9"), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge("timeout 60"), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge(""), Outcome::Fail);
+    }
+
+    #[test]
+    fn free_text_becomes_one_case() {
+        let k = to_ktap(
+            "mq_open_tests",
+            "Test series 1\nPASS\n",
+            Convention::Kselftest,
+            "exit 0",
+        );
+        assert_eq!(
+            k,
+            "KTAP version 1\n1..1\n# Test series 1\n# PASS\nok 1 mq_open_tests\n"
+        );
+        let k = to_ktap("a.t", "", Convention::Liburing, "exit 77");
+        assert!(k.ends_with("ok 1 a.t # SKIP exit 77\n"));
+        let k = to_ktap("a.t", "boom\n", Convention::Liburing, "exit 1");
+        assert!(k.ends_with("not ok 1 a.t # exit 1\n"));
+        let t = crate::ktap::tally_binary("a.t", &k, &crate::ktap::Exit::Code(1));
+        assert_eq!((t.passed, t.failed), (0, 1));
+    }
+
+    #[test]
+    fn tap_output_is_kept_and_nameless_results_named() {
+        let out = "TAP version 13\n1..2\nok 1 global.peek\nok 2 # SKIP not root\n";
+        let k = to_ktap("mq_peek_test", out, Convention::Kselftest, "exit 0");
+        assert!(k.starts_with("TAP version 13\n1..2\nok 1 global.peek\n"));
+        assert!(k.contains("ok 2 mq_peek_test # SKIP not root\n"));
+        let t = crate::ktap::tally_binary("mq_peek_test", &k, &crate::ktap::Exit::Code(0));
+        assert_eq!((t.passed, t.skipped, t.failed), (1, 1, 0));
+        let k = to_ktap(
+            "x",
+            "1..0 # SKIP Not running as root\n",
+            Convention::Kselftest,
+            "exit 4",
+        );
+        let t = crate::ktap::tally_binary("x", &k, &crate::ktap::Exit::Code(4));
+        assert_eq!((t.skipped, t.failed), (1, 0));
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = Manifest {
+            tests: vec![GuestTest {
+                name: "mq_open_tests".into(),
+                path: "/x/mq_open_tests".into(),
+                args: vec!["/test1".into()],
+                convention: Convention::Kselftest,
+                timeout: Some(60),
+                scratch: true,
+            }],
+        };
+        let text = toml::to_string(&m).unwrap();
+        assert_eq!(toml::from_str::<Manifest>(&text).unwrap(), m);
+        assert!(
+            toml::from_str::<Manifest>("[[test]]\nname = \"a\"\npath = \"/a\"\nbogus = 1\n")
+                .is_err()
+        );
+    }
 }

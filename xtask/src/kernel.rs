@@ -6,7 +6,9 @@
 //!   src/           git repo: tag `base` = pristine source, HEAD = base +
 //!                  patches/series; the tree `build-kernel` builds from
 //!   dev/           a worktree of src/ for editing (`patches apply`)
+//!   base-src/      a worktree of src/ at `base`, never patched (`regress`)
 //!   build-<prof>/  out-of-tree (O=) build directory per profile
+//!   build-base/    the unpatched base kernel (fast profile, `regress`)
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -67,6 +69,12 @@ pub fn src_dir() -> PathBuf {
 }
 pub fn dev_dir() -> PathBuf {
     kernel_dir().join("dev")
+}
+pub fn base_src_dir() -> PathBuf {
+    kernel_dir().join("base-src")
+}
+pub fn base_build_dir() -> PathBuf {
+    kernel_dir().join("build-base")
 }
 pub fn build_dir(profile: Profile) -> PathBuf {
     kernel_dir().join(format!("build-{}", profile.name()))
@@ -345,17 +353,35 @@ pub fn merged_fragment(profile: Profile) -> Result<Fragment> {
 }
 
 fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Result<()> {
-    let out = build_dir(profile);
-    std::fs::create_dir_all(&out)?;
-    let request = merged_fragment(profile)?;
-    let key = sha256_str(&[request.render().as_bytes(), series_hash.as_bytes()]);
+    configure_dir(
+        sh,
+        src,
+        &build_dir(profile),
+        &merged_fragment(profile)?,
+        &fragment_names(profile),
+        series_hash,
+    )
+}
+
+/// tinyconfig + `request` in `out`, verified; skipped when `request` and
+/// `tree_key` (what identifies the source) are those of the last run.
+fn configure_dir(
+    sh: &Shell,
+    src: &Path,
+    out: &Path,
+    request: &Fragment,
+    what: &str,
+    tree_key: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let key = sha256_str(&[request.render().as_bytes(), tree_key.as_bytes()]);
     let stamp = out.join(".xtask-config");
     let config = out.join(".config");
     if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
-    println!("[config] tinyconfig + {}", fragment_names(profile));
+    println!("[config] tinyconfig + {what}");
     let o = format!("O={}", out.display());
     cmd!(sh, "make -s -C {src} {o} tinyconfig")
         .quiet()
@@ -471,7 +497,12 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         println!("[build] {} kernel is up to date", profile.name());
     } else {
         let _ = std::fs::remove_file(&stamp);
-        run_make(&src, &out, profile, args.jobs.unwrap_or_else(default_jobs))?;
+        run_make(
+            &src,
+            &out,
+            profile.name(),
+            args.jobs.unwrap_or_else(default_jobs),
+        )?;
         std::fs::write(&stamp, key)?;
     }
     let release = kernel_release(profile)?;
@@ -490,12 +521,16 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
 
 /// The release string the build wrote (what `uname -r` will say).
 pub fn kernel_release(profile: Profile) -> Result<String> {
-    let f = build_dir(profile).join("include/config/kernel.release");
+    release_of(&build_dir(profile))
+}
+
+fn release_of(out: &Path) -> Result<String> {
+    let f = out.join("include/config/kernel.release");
     let r = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
     Ok(r.trim().to_string())
 }
 
-fn run_make(src: &Path, out: &Path, profile: Profile, jobs: usize) -> Result<()> {
+fn run_make(src: &Path, out: &Path, label: &str, jobs: usize) -> Result<()> {
     let cc = if crate::deps::which("ccache").is_some() {
         "ccache gcc"
     } else {
@@ -515,7 +550,7 @@ fn run_make(src: &Path, out: &Path, profile: Profile, jobs: usize) -> Result<()>
     let expected = std::fs::read_to_string(&count_file)
         .ok()
         .and_then(|s| s.trim().parse().ok());
-    let mut progress = Progress::new(&format!("build {}", profile.name()), expected);
+    let mut progress = Progress::new(&format!("build {label}"), expected);
     println!(
         "[build] make -j{jobs} bzImage (CC={cc}) in {}",
         out.display()
@@ -553,4 +588,149 @@ fn run_make(src: &Path, out: &Path, profile: Profile, jobs: usize) -> Result<()>
         std::fs::write(count_file, progress.steps().to_string())?;
     }
     Ok(())
+}
+
+/// Release suffix of the unpatched kernel, so no result can be mistaken for
+/// the patched kernel's.
+const BASE_LOCALVERSION: &str = "\"-uring-ipc-base\"";
+
+/// Config symbols the series itself introduces (`+config FOO` lines in the
+/// Kconfig files its patches change): the base tree does not know them.
+pub fn series_only_symbols(series: &Series) -> Result<Vec<String>> {
+    let mut syms = Vec::new();
+    for path in series.paths(&patch_dir()) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        syms.extend(added_config_symbols(&text));
+    }
+    Ok(syms)
+}
+
+fn added_config_symbols(diff: &str) -> Vec<String> {
+    let mut in_kconfig = false;
+    let mut syms = Vec::new();
+    for l in diff.lines() {
+        if let Some(files) = l.strip_prefix("diff --git ") {
+            in_kconfig = files
+                .rsplit('/')
+                .next()
+                .is_some_and(|f| f.starts_with("Kconfig"));
+            continue;
+        }
+        let Some(added) = l.strip_prefix('+').filter(|_| in_kconfig) else {
+            continue;
+        };
+        let mut w = added.split_whitespace();
+        if let (Some("config" | "menuconfig"), Some(sym)) = (w.next(), w.next()) {
+            syms.push(format!("CONFIG_{sym}"));
+        }
+    }
+    syms
+}
+
+/// A worktree of src/ at `base`, made once and never switched, so the
+/// unpatched kernel builds without touching the tree others build from.
+fn base_worktree(sh: &Shell, src: &Path) -> Result<PathBuf> {
+    let wt = base_src_dir();
+    let want = git(sh, src).args(["rev-parse", "base^{commit}"]).read()?;
+    let have = git(sh, &wt)
+        .args(["rev-parse", "HEAD"])
+        .ignore_stderr()
+        .read()
+        .ok();
+    if wt.join(".git").exists() && have.as_deref() == Some(want.as_str()) {
+        let dirty = git(sh, &wt).args(["status", "--porcelain"]).read()?;
+        if dirty.is_empty() {
+            return Ok(wt);
+        }
+        println!("[base] {} has local changes; recreating it", wt.display());
+    }
+    if wt.exists() {
+        std::fs::remove_dir_all(&wt)?;
+    }
+    git(sh, src).args(["worktree", "prune"]).run()?;
+    println!(
+        "[base] checking out the unpatched base into {}",
+        wt.display()
+    );
+    git(sh, src)
+        .args(["worktree", "add", "-q", "--detach"])
+        .arg(&wt)
+        .arg("base")
+        .run()?;
+    Ok(wt)
+}
+
+/// Build the unpatched base kernel: the fast profile's fragments minus the
+/// options only the series provides, in build-base/ from base-src/.
+pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
+    let _lock = TreeLock::acquire()?;
+    let t0 = Instant::now();
+    let src = prepare_base(sh)?;
+    let dropped = series_only_symbols(&Series::load(&patch_dir())?)?;
+    let base_tree = base_worktree(sh, &src)?;
+    let mut request = merged_fragment(Profile::Fast)?;
+    for sym in &dropped {
+        request.entries.remove(sym);
+    }
+    request
+        .entries
+        .insert("CONFIG_LOCALVERSION".into(), BASE_LOCALVERSION.into());
+    let base_commit = git(sh, &base_tree).args(["rev-parse", "HEAD"]).read()?;
+    let what = format!(
+        "{} without the series' options ({})",
+        fragment_names(Profile::Fast),
+        if dropped.is_empty() {
+            "none".to_string()
+        } else {
+            dropped.join(", ")
+        }
+    );
+    let out = base_build_dir();
+    configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
+    let config = std::fs::read(out.join(".config"))?;
+    let key = sha256_str(&[&config, base_commit.as_bytes(), b"bzImage"]);
+    let stamp = out.join(".xtask-built");
+    let image = out.join("arch/x86/boot/bzImage");
+    if image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+        println!("[build] base kernel is up to date");
+    } else {
+        let _ = std::fs::remove_file(&stamp);
+        run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))?;
+        std::fs::write(&stamp, key)?;
+    }
+    let release = release_of(&out)?;
+    println!(
+        "[build] base done in {}\n  image:   {}\n  release: {}",
+        crate::progress::fmt_duration(t0.elapsed()),
+        image.display(),
+        release
+    );
+    Ok(Built {
+        bzimage: image,
+        release,
+        build_dir: out,
+    })
+}
+
+#[cfg(test)]
+mod base_tests {
+    use super::*;
+
+    #[test]
+    fn finds_symbols_the_series_adds() {
+        let diff = "diff --git a/io_uring/ipc.c b/io_uring/ipc.c\n\
+                    +config NOT_KCONFIG\n\
+                    diff --git a/init/Kconfig b/init/Kconfig\n\
+                    +config IO_URING_IPC\n\
+                    +\tbool \"io_uring IPC channels\"\n\
+                    + depends on IO_URING\n\
+                    -config GONE\n\
+                    \x20config IO_URING\n\
+                    +menuconfig NEW_MENU\n";
+        assert_eq!(
+            added_config_symbols(diff),
+            vec!["CONFIG_IO_URING_IPC", "CONFIG_NEW_MENU"]
+        );
+    }
 }

@@ -7,10 +7,13 @@ mod gate;
 mod guest;
 mod kconfig;
 mod kernel;
+mod kselftest;
 mod ktap;
+mod liburing;
 mod patches;
 mod patchfmt;
 mod progress;
+mod regress;
 mod series;
 mod splat;
 mod test;
@@ -44,6 +47,7 @@ fn run() -> Result<()> {
         flags::Cmd::Patches(args) => patches::run(&sh, &args),
         flags::Cmd::Vm(args) => vm::run(&sh, &args),
         flags::Cmd::Test(args) => test::run(&sh, &args),
+        flags::Cmd::Regress(args) => regress::run(&sh, &args),
         flags::Cmd::Trace(args) => trace::run(&sh, &args),
         flags::Cmd::GuestRun(args) => guest::run(&args),
     }

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile, TestArgs};
+use crate::guest::{GuestTest, Manifest};
 use crate::ktap::{tally_binary, Exit, Tally};
 use crate::vm::{self, VmSpec};
 
@@ -76,6 +77,19 @@ pub fn build_c_helpers(sh: &Shell) -> Result<Vec<(String, PathBuf)>> {
     Ok(helpers)
 }
 
+/// The kernel's own selftests for what the series changes, built from the
+/// patched tree. mq_perf_tests is left to `cargo xtask regress`: it measures
+/// throughput for minutes, and proves nothing a pass/fail run needs.
+pub fn build_kselftests(sh: &Shell) -> Result<Vec<GuestTest>> {
+    let _lock = crate::kernel::TreeLock::acquire()?;
+    let out = crate::target_dir().join("kselftest/patched/mqueue");
+    let tests = crate::kselftest::build(sh, &crate::kernel::src_dir(), "mqueue", &out)?;
+    Ok(tests
+        .into_iter()
+        .filter(|t| t.name != "mqueue.mq_perf_tests")
+        .collect())
+}
+
 pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
     let built = crate::kernel::build(
@@ -89,10 +103,17 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     let uapi_absent = crate::uapi::check(sh, &built)?;
     let bin_dir = build_selftests(sh)?;
     let helpers = build_c_helpers(sh)?;
-    let names: Vec<String> = selftest_names()?
+    let wanted = |n: &str| args.filter.as_deref().is_none_or(|f| n.contains(f));
+    let rust_names: Vec<String> = selftest_names()?
         .into_iter()
-        .filter(|n| args.filter.as_deref().is_none_or(|f| n.contains(f)))
+        .filter(|n| wanted(n))
         .collect();
+    let kselftests: Vec<GuestTest> = build_kselftests(sh)?
+        .into_iter()
+        .filter(|t| wanted(&t.name))
+        .collect();
+    let mut names = rust_names.clone();
+    names.extend(kselftests.iter().map(|t| t.name.clone()));
     if names.is_empty() {
         bail!("no selftest binary matches {:?}", args.filter);
     }
@@ -102,6 +123,11 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         .join(args.profile.name());
     let _ = std::fs::remove_dir_all(&results);
     std::fs::create_dir_all(&results)?;
+    let manifest = results.join("kselftests.toml");
+    Manifest {
+        tests: kselftests.clone(),
+    }
+    .write(&manifest)?;
     let xtask = std::env::current_exe()?;
     let mut exec: Vec<String> = vec![
         "env".to_string(),
@@ -119,8 +145,14 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         results.display().to_string(),
         "--timeout".into(),
         args.timeout.to_string(),
+        "--manifest".into(),
+        manifest.display().to_string(),
     ]);
-    exec.extend(names.iter().map(|n| bin_dir.join(n).display().to_string()));
+    exec.extend(
+        rust_names
+            .iter()
+            .map(|n| bin_dir.join(n).display().to_string()),
+    );
 
     let accel = vm::detect_accel();
     println!("{}", vm::describe(&accel, args.cpus, &built));
@@ -144,7 +176,13 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         (vm::Accel::Tcg(_), Profile::Fast) => 180,
         (vm::Accel::Tcg(_), Profile::Debug) => 400,
     };
-    let budget = Duration::from_secs(boot_allowance + args.timeout * names.len() as u64 + 30);
+    let kselftest_time: u64 = kselftests
+        .iter()
+        .map(|t| t.timeout.unwrap_or(args.timeout))
+        .sum();
+    let budget = Duration::from_secs(
+        boot_allowance + args.timeout * rust_names.len() as u64 + kselftest_time + 30,
+    );
     let t0 = Instant::now();
     println!(
         "[vm] booting; {} selftest binaries; watchdog {}s",

@@ -1,0 +1,699 @@
+//! `cargo xtask regress`: run test suites this project did not write on the
+//! unpatched base kernel and on the patched kernel, and report every test
+//! that passes on the base but not with the patches.
+//!
+//! Suites: liburing's tests (Debian source package) for the io_uring series,
+//! the kernel's tools/testing/selftests/mqueue for the mqueue series. The
+//! same host-built binaries run on both kernels.
+//!
+//! Some tests can wedge a TCG guest so that not even the in-guest timeout
+//! gets to run. The host therefore watches each test (the guest names the
+//! running test in the shared results directory): a test still running after its
+//! timeout plus a grace period is recorded as hung, the VM is killed, and a
+//! fresh VM continues with the next test. Results are files written as each
+//! test ends (target/regress/<kernel>/), so `--resume` continues a run that
+//! was interrupted.
+//!
+//! ci/regress.toml lists tests that are not run (with a reason each: known
+//! hangs under TCG, flaky tests) and the quick selection CI runs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use xshell::Shell;
+
+use crate::flags::{BuildArgs, Profile, RegressArgs, Suite};
+use crate::guest::{GuestTest, Manifest, Outcome};
+use crate::kernel::Built;
+use crate::progress::fmt_duration;
+use crate::vm::{self, Accel, VmSpec};
+
+/// Seconds a guest may take past a test's own timeout before the host
+/// declares it wedged (the in-guest kill and the log writes need time
+/// under emulation).
+const GRACE: u64 = 30;
+
+/// Factor on kselftest `settings` timeouts under software emulation.
+const TCG_KSELFTEST_SLOWDOWN: u64 = 4;
+
+/// ci/regress.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFile {
+    #[serde(default)]
+    pub skip: Vec<SkipEntry>,
+    #[serde(default)]
+    pub quick: Quick,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipEntry {
+    /// Full test name, e.g. `liburing.35fa71a030ca`.
+    pub test: String,
+    /// Why it is not run. Required: an unexplained skip is a hidden failure.
+    pub reason: String,
+    /// `tcg`: skipped only under software emulation; `always`: everywhere.
+    pub when: When,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    Tcg,
+    Always,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quick {
+    /// Full test names run by `--quick`.
+    #[serde(default)]
+    pub tests: Vec<String>,
+}
+
+impl ListFile {
+    pub fn path() -> PathBuf {
+        crate::project_root().join("ci/regress.toml")
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<ListFile> {
+        let l: ListFile = toml::from_str(text).with_context(|| format!("parsing {origin}"))?;
+        for s in &l.skip {
+            if s.reason.trim().is_empty() {
+                bail!("{origin}: skip entry for {} has no reason", s.test);
+            }
+        }
+        Ok(l)
+    }
+
+    pub fn load() -> Result<ListFile> {
+        let p = Self::path();
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        Self::parse(&text, &p.display().to_string())
+    }
+
+    /// The reason `test` is not run here, if it is listed.
+    pub fn skip_reason(&self, test: &str, accel: &Accel) -> Option<String> {
+        self.skip.iter().find_map(|s| {
+            let applies = s.when == When::Always || matches!(accel, Accel::Tcg(_));
+            (s.test == test && applies).then(|| s.reason.clone())
+        })
+    }
+}
+
+/// One test's result on one kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Result1 {
+    pub outcome: Outcome,
+    /// The guest's or the host's record: `exit N`, `signal N`, `timeout N`,
+    /// `hang N`, `vm-died`.
+    pub exit: String,
+    /// Headlines of kernel splats logged while it ran.
+    pub splats: Vec<String>,
+}
+
+impl Result1 {
+    fn word(&self) -> String {
+        let w = match self.outcome {
+            Outcome::Pass => "pass".to_string(),
+            Outcome::Skip => "skip".to_string(),
+            Outcome::Fail if self.exit.starts_with("hang") => "HANG".to_string(),
+            Outcome::Fail => format!("FAIL ({})", self.exit.trim()),
+        };
+        if self.splats.is_empty() {
+            w
+        } else {
+            format!("{w} +splat")
+        }
+    }
+}
+
+fn read_result(dir: &Path, t: &GuestTest) -> Option<Result1> {
+    let exit = std::fs::read_to_string(dir.join(format!("{}.exit", t.name))).ok()?;
+    let log = std::fs::read_to_string(dir.join(format!("{}.dmesg", t.name))).unwrap_or_default();
+    Some(Result1 {
+        outcome: t.convention.judge(&exit),
+        exit: exit.trim().to_string(),
+        splats: crate::splat::find(&log)
+            .into_iter()
+            .map(|s| s.headline)
+            .collect(),
+    })
+}
+
+/// Run `tests` on `kernel`, one VM per chunk: a VM runs tests until one
+/// hangs (then it is killed and the next VM starts after that test) or
+/// until all are done. Returns each test's result.
+fn run_on_kernel(
+    label: &str,
+    kernel: &Built,
+    tests: &[GuestTest],
+    dir: &Path,
+    args: &RegressArgs,
+    accel: &Accel,
+) -> Result<BTreeMap<String, Result1>> {
+    std::fs::create_dir_all(dir)?;
+    let xtask = std::env::current_exe()?;
+    let mut pending: VecDeque<&GuestTest> = tests
+        .iter()
+        .filter(|t| !dir.join(format!("{}.exit", t.name)).exists())
+        .collect();
+    let total = tests.len();
+    let t0 = Instant::now();
+    let mut boot_failures = 0;
+    let mut console = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("console.log"))?;
+    // Tests whose result was already shown.
+    let mut reported: std::collections::BTreeSet<String> = tests
+        .iter()
+        .filter(|t| dir.join(format!("{}.exit", t.name)).exists())
+        .map(|t| t.name.clone())
+        .collect();
+    let boot_allowance = match accel {
+        Accel::Kvm => 60,
+        Accel::Tcg(_) => 180,
+    };
+    if pending.len() < total {
+        println!(
+            "[regress {label}] resuming: {} of {total} tests already have results",
+            total - pending.len()
+        );
+    }
+    let mut vms = 0;
+    while !pending.is_empty() {
+        vms += 1;
+        let manifest = dir.join("manifest.toml");
+        Manifest {
+            tests: pending.iter().map(|t| (*t).clone()).collect(),
+        }
+        .write(&manifest)?;
+        let exec = vec![
+            xtask.display().to_string(),
+            "guest-run".into(),
+            "--results".into(),
+            dir.display().to_string(),
+            "--timeout".into(),
+            args.timeout.to_string(),
+            "--manifest".into(),
+            manifest.display().to_string(),
+        ];
+        let spec = VmSpec {
+            kernel,
+            cpus: args.cpus,
+            memory: "2G",
+            rwdirs: vec![dir],
+            exec: Some(exec),
+        };
+        let running = dir.join(crate::guest::RUNNING);
+        let _ = std::fs::remove_file(&running);
+        let mut command = vm::command(&spec, accel)?;
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().context("starting vng")?;
+        let pgid = child.id() as libc::pid_t;
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        let r1 = std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let r2 = std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(format!("[vng] {l}"));
+            }
+        });
+        let booted = Instant::now();
+        // The test the guest announced last, and when.
+        let mut current: Option<(String, Instant)> = None;
+        let mut hung: Option<String> = None;
+        let mut started_any = false;
+        loop {
+            while let Ok(l) = rx.try_recv() {
+                let _ = writeln!(console, "{l}");
+            }
+            let now = std::fs::read_to_string(&running).unwrap_or_default();
+            let now = now.trim();
+            if !now.is_empty() && current.as_ref().is_none_or(|(c, _)| c != now) {
+                current = Some((now.to_string(), Instant::now()));
+                started_any = true;
+            }
+            report_new(label, dir, tests, &mut reported, t0);
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            let stuck = match &current {
+                Some((name, since)) => {
+                    let limit = tests
+                        .iter()
+                        .find(|t| &t.name == name)
+                        .and_then(|t| t.timeout)
+                        .unwrap_or(args.timeout)
+                        + GRACE;
+                    (since.elapsed() > Duration::from_secs(limit)).then(|| name.clone())
+                }
+                None => (booted.elapsed() > Duration::from_secs(boot_allowance))
+                    .then(|| "(boot)".to_string()),
+            };
+            if let Some(name) = stuck {
+                // SAFETY: kill() on the process group made for vng/QEMU.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                let _ = child.wait();
+                hung = Some(name);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Drain what the VM printed before it went away.
+        let _ = r1.join();
+        let _ = r2.join();
+        while let Ok(l) = rx.try_recv() {
+            let _ = writeln!(console, "{l}");
+        }
+        match (&hung, &current) {
+            (Some(name), Some((cur, since))) if name == cur => {
+                let secs = since.elapsed().as_secs();
+                std::fs::write(dir.join(format!("{name}.exit")), format!("hang {secs}\n"))?;
+                println!(
+                    "[regress {label}] {name} still running after {secs}s: \
+                     guest killed, continuing in a new VM"
+                );
+            }
+            (Some(_), _) => {
+                boot_failures += 1;
+                println!(
+                    "[regress {label}] the guest did not start its tests within {boot_allowance}s"
+                );
+            }
+            (None, Some((cur, _))) => {
+                // The VM ended: the last test finished (it has its .exit),
+                // or the guest died under it.
+                let p = dir.join(format!("{cur}.exit"));
+                if !p.exists() {
+                    std::fs::write(&p, "vm-died\n")?;
+                    println!("[regress {label}] the VM went away while {cur} ran");
+                }
+            }
+            (None, None) => {
+                boot_failures += 1;
+                println!("[regress {label}] the VM exited before running any test");
+            }
+        }
+        if started_any {
+            boot_failures = 0;
+        } else if boot_failures >= 2 {
+            bail!(
+                "the {label} kernel did not start the tests twice in a row; \
+                 see {}",
+                dir.join("console.log").display()
+            );
+        }
+        let release = std::fs::read_to_string(dir.join("uname")).unwrap_or_default();
+        if started_any && release.trim() != kernel.release {
+            bail!(
+                "the guest ran kernel {:?}, expected {:?}",
+                release.trim(),
+                kernel.release
+            );
+        }
+        report_new(label, dir, tests, &mut reported, t0);
+        pending.retain(|t| !dir.join(format!("{}.exit", t.name)).exists());
+    }
+    println!(
+        "[regress {label}] {total} tests in {} ({vms} VM boot{})",
+        fmt_duration(t0.elapsed()),
+        if vms == 1 { "" } else { "s" }
+    );
+    let mut results = BTreeMap::new();
+    for t in tests {
+        if let Some(r) = read_result(dir, t) {
+            results.insert(t.name.clone(), r);
+        }
+    }
+    Ok(results)
+}
+
+/// One progress line per test that finished since the last call.
+fn report_new(
+    label: &str,
+    dir: &Path,
+    tests: &[GuestTest],
+    reported: &mut std::collections::BTreeSet<String>,
+    t0: Instant,
+) {
+    for t in tests {
+        if reported.contains(&t.name) {
+            continue;
+        }
+        let Some(r) = read_result(dir, t) else {
+            continue;
+        };
+        reported.insert(t.name.clone());
+        let took = std::fs::read_to_string(dir.join(format!("{}.secs", t.name)))
+            .map(|s| format!("{}s", s.trim()))
+            .unwrap_or_else(|_| r.exit.clone());
+        println!(
+            "[regress {label} {}/{} {}] {}: {} ({took})",
+            reported.len(),
+            tests.len(),
+            fmt_duration(t0.elapsed()),
+            t.name,
+            r.word()
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Same,
+    Regression,
+    Fixed,
+    Listed,
+}
+
+/// The comparison for one test: a regression is a test that passes on the
+/// base (without a kernel splat) and does not pass, or splats, when
+/// patched.
+pub fn compare(base: Option<&Result1>, patched: Option<&Result1>) -> Verdict {
+    let clean_pass =
+        |r: Option<&Result1>| r.is_some_and(|r| r.outcome == Outcome::Pass && r.splats.is_empty());
+    match (clean_pass(base), clean_pass(patched)) {
+        (true, false) => Verdict::Regression,
+        (false, true) if base.is_some_and(|b| b.outcome == Outcome::Fail) => Verdict::Fixed,
+        _ => Verdict::Same,
+    }
+}
+
+fn suite_of(name: &str) -> &str {
+    name.split_once('.').map_or(name, |(s, _)| s)
+}
+
+pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
+    crate::deps::require(sh, crate::deps::Need::All)?;
+    let list = ListFile::load()?;
+    let t_start = Instant::now();
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let suites: Vec<Suite> = if args.suite.is_empty() {
+        vec![Suite::Liburing, Suite::Mqueue]
+    } else {
+        args.suite.clone()
+    };
+
+    // Kernels first: they are what takes long when something changed.
+    let patched = crate::kernel::build(
+        sh,
+        &BuildArgs {
+            profile: Profile::Fast,
+            jobs: args.jobs,
+            force: false,
+        },
+    )?;
+    let base = crate::kernel::build_base(sh, args.jobs)?;
+
+    let mut tests: Vec<GuestTest> = Vec::new();
+    if suites.contains(&Suite::Liburing) {
+        let dir = crate::liburing::prepare(sh, jobs)?;
+        tests.extend(crate::liburing::tests(&dir, args.timeout)?);
+    }
+    if suites.contains(&Suite::Mqueue) {
+        // The patched tree's selftests (a superset of the base tree's), the
+        // same binaries on both kernels.
+        let _lock = crate::kernel::TreeLock::acquire()?;
+        let out = crate::target_dir().join("regress/kselftest/mqueue");
+        let mut ksft = crate::kselftest::build(sh, &crate::kernel::src_dir(), "mqueue", &out)?;
+        if matches!(vm::detect_accel(), Accel::Tcg(_)) {
+            // The directory's timeout is meant for hardware: mq_perf_tests
+            // took about 4-6 minutes under TCG against 180 s in `settings`.
+            for t in &mut ksft {
+                t.timeout = t.timeout.map(|s| s * TCG_KSELFTEST_SLOWDOWN);
+            }
+        }
+        tests.extend(ksft);
+    }
+    let quick: Vec<&str> = list.quick.tests.iter().map(String::as_str).collect();
+    for q in &quick {
+        if !tests.iter().any(|t| t.name == *q) && suites.contains(&suite_enum(q)?) {
+            bail!(
+                "{}: quick test {q} does not exist",
+                ListFile::path().display()
+            );
+        }
+    }
+    tests.retain(|t| {
+        (!args.quick || quick.contains(&t.name.as_str()))
+            && args.filter.as_deref().is_none_or(|f| t.name.contains(f))
+    });
+    if tests.is_empty() {
+        bail!("no test matches the selection");
+    }
+    let accel = vm::detect_accel();
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    tests.retain(|t| match list.skip_reason(&t.name, &accel) {
+        Some(r) => {
+            listed.insert(t.name.clone(), r);
+            false
+        }
+        None => true,
+    });
+
+    let root = crate::target_dir().join("regress");
+    let mut all: BTreeMap<&str, BTreeMap<String, Result1>> = BTreeMap::new();
+    for (label, kernel) in [("base", &base), ("patched", &patched)] {
+        let dir = root.join(label);
+        if !args.resume {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        println!("{}", vm::describe(&accel, args.cpus, kernel));
+        println!(
+            "[regress {label}] {} tests ({} listed as not run), per-test timeout {}s",
+            tests.len(),
+            listed.len(),
+            args.timeout
+        );
+        all.insert(
+            label,
+            run_on_kernel(label, kernel, &tests, &dir, args, &accel)?,
+        );
+    }
+
+    // The report: KTAP (one case per test: "no regression") and a table.
+    let mut names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+    names.extend(listed.keys().map(String::as_str));
+    names.sort();
+    let mut ktap = String::new();
+    ktap.push_str("KTAP version 1\n");
+    ktap.push_str(&format!(
+        "# base {} / patched {} ({}, {} vCPUs)\n",
+        base.release,
+        patched.release,
+        accel.name(),
+        args.cpus
+    ));
+    ktap.push_str(&format!("1..{}\n", names.len()));
+    let mut table = vec![[
+        "suite".to_string(),
+        "test".to_string(),
+        "base".to_string(),
+        "patched".to_string(),
+        "verdict".to_string(),
+    ]];
+    let mut regressions = Vec::new();
+    let mut fixed = 0;
+    for (i, n) in names.iter().enumerate() {
+        let b = all["base"].get(*n);
+        let p = all["patched"].get(*n);
+        let show = |r: Option<&Result1>| r.map_or("-".to_string(), |r| r.word());
+        let (verdict, bw, pw) = match listed.get(*n) {
+            Some(reason) => (Verdict::Listed, "not run".to_string(), reason.clone()),
+            None => (compare(b, p), show(b), show(p)),
+        };
+        let line = match verdict {
+            Verdict::Listed => format!("ok {} {n} # SKIP listed in ci/regress.toml: {pw}", i + 1),
+            Verdict::Regression => {
+                regressions.push(n.to_string());
+                format!("not ok {} {n} # REGRESSION: base {bw}, patched {pw}", i + 1)
+            }
+            Verdict::Fixed => {
+                fixed += 1;
+                format!("ok {} {n} # base {bw}, patched {pw}", i + 1)
+            }
+            Verdict::Same => format!("ok {} {n} # base {bw}, patched {pw}", i + 1),
+        };
+        ktap.push_str(&line);
+        ktap.push('\n');
+        let (suite, test) = n.split_once('.').unwrap_or(("", n));
+        table.push([
+            suite.to_string(),
+            test.to_string(),
+            bw,
+            if verdict == Verdict::Listed {
+                "not run".into()
+            } else {
+                pw
+            },
+            match verdict {
+                Verdict::Same => "same",
+                Verdict::Regression => "REGRESSION",
+                Verdict::Fixed => "fixed",
+                Verdict::Listed => "listed",
+            }
+            .to_string(),
+        ]);
+    }
+    let ktap_path = root.join("report.ktap");
+    std::fs::write(&ktap_path, &ktap)?;
+    print!("{ktap}");
+    let widths: Vec<usize> = (0..5)
+        .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for (i, r) in table.iter().enumerate() {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            text.push_str(&rule.join("  "));
+            text.push('\n');
+        }
+    }
+    std::fs::write(root.join("report.txt"), &text)?;
+    println!("\n{text}");
+    for label in ["base", "patched"] {
+        let r = &all[label];
+        let count = |o: Outcome| r.values().filter(|x| x.outcome == o).count();
+        let hangs = r.values().filter(|x| x.exit.starts_with("hang")).count();
+        let splats = r.values().filter(|x| !x.splats.is_empty()).count();
+        let per_suite: BTreeMap<&str, usize> = r.keys().fold(BTreeMap::new(), |mut m, k| {
+            *m.entry(suite_of(k)).or_default() += 1;
+            m
+        });
+        println!(
+            "# {label:7} {}: {} passed, {} failed ({hangs} hung), {} skipped, {splats} with a kernel splat; {:?}",
+            if label == "base" { &base.release } else { &patched.release },
+            count(Outcome::Pass),
+            count(Outcome::Fail),
+            count(Outcome::Skip),
+            per_suite
+        );
+    }
+    println!(
+        "# {} listed as not run (ci/regress.toml), {fixed} fixed by the patches; {} in {}",
+        listed.len(),
+        if args.quick {
+            "quick selection"
+        } else {
+            "full run"
+        },
+        fmt_duration(t_start.elapsed())
+    );
+    println!("# report: {} and report.txt", ktap_path.display());
+    println!("{} regression(s)", regressions.len());
+    if !regressions.is_empty() {
+        bail!(
+            "{} test(s) pass on the base kernel but not with the patches: {}",
+            regressions.len(),
+            regressions.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn suite_enum(name: &str) -> Result<Suite> {
+    match suite_of(name) {
+        "liburing" => Ok(Suite::Liburing),
+        "mqueue" => Ok(Suite::Mqueue),
+        s => bail!("unknown suite {s:?} in test name {name:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(outcome: Outcome, splat: bool) -> Result1 {
+        Result1 {
+            outcome,
+            exit: "exit 0".into(),
+            splats: if splat { vec!["BUG: x".into()] } else { vec![] },
+        }
+    }
+
+    #[test]
+    fn regressions_are_base_passes_lost() {
+        use Outcome::*;
+        let pass = r(Pass, false);
+        assert_eq!(compare(Some(&pass), Some(&pass)), Verdict::Same);
+        assert_eq!(
+            compare(Some(&pass), Some(&r(Fail, false))),
+            Verdict::Regression
+        );
+        assert_eq!(
+            compare(Some(&pass), Some(&r(Skip, false))),
+            Verdict::Regression
+        );
+        assert_eq!(compare(Some(&pass), None), Verdict::Regression);
+        assert_eq!(
+            compare(Some(&pass), Some(&r(Pass, true))),
+            Verdict::Regression
+        );
+        assert_eq!(
+            compare(Some(&r(Fail, false)), Some(&r(Fail, false))),
+            Verdict::Same
+        );
+        assert_eq!(compare(Some(&r(Skip, false)), Some(&pass)), Verdict::Same);
+        assert_eq!(compare(Some(&r(Fail, false)), Some(&pass)), Verdict::Fixed);
+        assert_eq!(
+            compare(Some(&r(Pass, true)), Some(&r(Fail, false))),
+            Verdict::Same
+        );
+    }
+
+    #[test]
+    fn the_checked_in_list_parses_and_explains_itself() {
+        let l = ListFile::load().unwrap();
+        assert!(!l.quick.tests.is_empty());
+        for t in l.quick.tests.iter().chain(l.skip.iter().map(|s| &s.test)) {
+            suite_enum(t).unwrap();
+        }
+        let tcg = Accel::Tcg("test".into());
+        for s in &l.skip {
+            assert!(l.skip_reason(&s.test, &tcg).is_some());
+            assert_eq!(
+                l.skip_reason(&s.test, &Accel::Kvm).is_some(),
+                s.when == When::Always
+            );
+        }
+    }
+
+    #[test]
+    fn skip_entries_need_reasons() {
+        let bad = "[[skip]]\ntest = \"liburing.x\"\nreason = \" \"\nwhen = \"tcg\"\n";
+        assert!(ListFile::parse(bad, "t").is_err());
+        let unknown = "[[skip]]\ntest = \"liburing.x\"\nreason = \"r\"\nwhen = \"sometimes\"\n";
+        assert!(ListFile::parse(unknown, "t").is_err());
+    }
+}
