@@ -340,6 +340,7 @@ fn len32(n: usize) -> Result<u32> {
 }
 
 /// A read-only mapping of a channel's ring region.
+#[derive(Debug)]
 pub struct RingView {
     ptr: NonNull<u8>,
     len: usize,

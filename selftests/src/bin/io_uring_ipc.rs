@@ -1112,6 +1112,369 @@ fn multi_producer_stress() -> TestResult {
     Ok(())
 }
 
+/// An anonymous mapping that is never touched here: its pages are not
+/// present until the kernel faults them in, so a copy with page faults
+/// disabled into it fails and the kernel has to take its retry path.
+struct Untouched {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Untouched {
+    fn new(len: usize) -> Result<Untouched, Outcome> {
+        // SAFETY: a fresh private anonymous mapping, checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Outcome::Fail(format!(
+                "mmap: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Untouched { ptr: p.cast(), len })
+    }
+
+    fn bytes(&self, n: usize) -> Vec<u8> {
+        // SAFETY: n <= len bytes of our own live mapping.
+        unsafe { std::slice::from_raw_parts(self.ptr, n.min(self.len)) }.to_vec()
+    }
+}
+
+impl Drop for Untouched {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in new().
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Receive one message into `buf` with a raw SQE and return the CQE result.
+fn recv_raw(ring: &mut Ring, sub: u32, buf: *mut u8, len: u32) -> Result<i32, Error> {
+    push(ring, ipc::recv(sub, buf, len).nonblock().user_data(77))?;
+    ring.submit()?;
+    Ok(ring.wait_for(77)?.res)
+}
+
+fn recv_into_unfaulted_buffer() -> TestResult {
+    for d in [Delivery::Unicast, Delivery::Broadcast] {
+        let mut ring = Ring::new(8)?;
+        let ch = channel(&ring, d, 8, 8192)?;
+        let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+        let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+        let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+        let data = pattern(5, 8000);
+        ring.ipc_send(tx.id, &data)?;
+        let buf = Untouched::new(3 * 4096)?;
+        check_eq!(recv_raw(&mut ring, a.id, buf.ptr, 8192)?, 8000);
+        check!(buf.bytes(8000) == data, "{d:?}: payload differs");
+        // The retry must neither lose nor duplicate the message.
+        let other = ring.ipc_try_recv(b.id, &mut [0u8; 8192])?;
+        match d {
+            Delivery::Broadcast => check_eq!(other, Some(8000)),
+            _ => check_eq!(other, None),
+        }
+        check_eq!(ring.ipc_try_recv(a.id, &mut [0u8; 8192])?, None);
+    }
+    Ok(())
+}
+
+fn send_from_unfaulted_buffer() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 8192)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    // Never written: the kernel reads zero pages it has to fault in.
+    let buf = Untouched::new(2 * 4096)?;
+    push(&mut ring, ipc::send(s.id, buf.ptr, 6000).user_data(5))?;
+    ring.submit()?;
+    check_eq!(ring.wait_for(5)?.res, 6000);
+    let got = recv_msg(&mut ring, s.id, 8192)?;
+    check_eq!(got.len(), 6000);
+    check!(got.iter().all(|&b| b == 0), "payload of zero pages differs");
+    Ok(())
+}
+
+fn bad_buffers_change_nothing() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let view = RingView::map(&s)?;
+    let head = view.header().head;
+    // An unmapped user address: nothing is queued.
+    push(&mut ring, ipc::send(s.id, 8 as *const u8, 16).user_data(6))?;
+    ring.submit()?;
+    check_eq!(ring.wait_for(6)?.res, -libc::EFAULT);
+    check_eq!(view.header().head, head);
+    // A receive into it fails and leaves the message for the next one.
+    ring.ipc_send(s.id, b"keep me")?;
+    check_eq!(recv_raw(&mut ring, s.id, 8 as *mut u8, 64)?, -libc::EFAULT);
+    check_eq!(recv_msg(&mut ring, s.id, 64)?, b"keep me".to_vec());
+    Ok(())
+}
+
+fn multicast_detach_hands_messages_on() -> TestResult {
+    let mut ring = Ring::new(16)?;
+    let ch = channel(&ring, Delivery::Multicast, 16, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    // Round-robin gives half of these to b, which leaves without them.
+    for i in 0..6u64 {
+        ring.ipc_send(tx.id, &i.to_le_bytes())?;
+    }
+    ring.ipc_detach(b.id)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Some(n) = ring.ipc_try_recv(a.id, &mut buf)? {
+        check_eq!(n, 8);
+        got.push(u64::from_le_bytes(buf[..8].try_into().unwrap()));
+    }
+    check_eq!(got, (0..6).collect::<Vec<u64>>());
+    // A message the sender targeted at b is gone with b.
+    let c = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    ring.ipc_send_to(tx.id, c.id, b"for c")?;
+    ring.ipc_detach(c.id)?;
+    check_eq!(ring.ipc_try_recv(a.id, &mut buf)?, None);
+    Ok(())
+}
+
+fn subscriber_limit_is_enospc() -> TestResult {
+    const LIMIT: usize = 1024;
+    let ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
+    // Closing a channel fd does not detach: the ring keeps the subscriber.
+    let mut ids = Vec::with_capacity(LIMIT);
+    for _ in 0..LIMIT {
+        ids.push(attach(&ring, ch, IOIPC_SUB_RECV)?.id);
+    }
+    expect_errno(
+        attach(&ring, ch, IOIPC_SUB_SEND),
+        libc::ENOSPC,
+        "subscriber 1025",
+    )?;
+    ring.ipc_detach(ids[0])?;
+    attach(&ring, ch, IOIPC_SUB_SEND)?;
+    Ok(())
+}
+
+fn mmap_after_detach_is_enoent() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let view = RingView::map(&s)?;
+    ring.ipc_send(s.id, b"before")?;
+    let head = view.header().head;
+    ring.ipc_detach(s.id)?;
+    expect_errno(RingView::map(&s), libc::ENOENT, "mmap after detach")?;
+    // The mapping made before stays readable.
+    check_eq!(view.header().head, head);
+    Ok(())
+}
+
+fn create_fault_leaves_no_channel() -> TestResult {
+    let ring = Ring::new(8)?;
+    let k = key(21);
+    let page = Untouched::new(4096)?;
+    let arg = io_uring_ipc_channel_create {
+        flags: 0,
+        ring_entries: 8,
+        max_msg_size: 64,
+        mode: 0o600,
+        key: k,
+        ..Default::default()
+    };
+    // SAFETY: the page is ours and large enough; it becomes read-only, so
+    // the kernel can read the argument but not write channel_id_out.
+    let p = unsafe {
+        std::ptr::write(page.ptr.cast::<io_uring_ipc_channel_create>(), arg);
+        if libc::mprotect(page.ptr.cast(), 4096, libc::PROT_READ) != 0 {
+            return Err(Outcome::Fail("mprotect failed".into()));
+        }
+        &mut *page.ptr.cast::<io_uring_ipc_channel_create>()
+    };
+    expect_errno(ring.ipc_create_raw(p), libc::EFAULT, "read-only argument")?;
+    expect_errno(
+        ring.ipc_attach(Attach::Key(k), IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "attach to the failed channel",
+    )?;
+    // The key is free again.
+    ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 8, 64).key(k))?;
+    Ok(())
+}
+
+fn epoll_wait_for(ep: i32, fd: i32, want: u32, ms: i32) -> Result<u32, Outcome> {
+    let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    let deadline = Instant::now() + Duration::from_millis(ms as u64);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // SAFETY: ev is a valid array of 4 events.
+        let n = unsafe { libc::epoll_wait(ep, ev.as_mut_ptr(), 4, left.as_millis() as i32) };
+        if n < 0 {
+            return Err(Outcome::Fail(format!(
+                "epoll_wait: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        for e in &ev[..n as usize] {
+            if e.u64 == fd as u64 && e.events & want != 0 {
+                return Ok(e.events);
+            }
+        }
+        if n == 0 || Instant::now() >= deadline {
+            return Ok(0);
+        }
+    }
+}
+
+fn epoll_ctl(ep: i32, op: i32, fd: i32, events: u32) -> TestResult {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: ev is a valid event for the duration of the call.
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
+        return Err(Outcome::Fail(format!(
+            "epoll_ctl: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+fn epoll_mod_and_hup() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 2, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    // SAFETY: plain syscall; the fd is wrapped right away.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    check!(ep >= 0, "epoll_create1 failed");
+    // SAFETY: ep is a new fd we own.
+    let _ep_owner = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ep) };
+    let (tfd, rfd) = (tx.fd.as_raw_fd(), rx.fd.as_raw_fd());
+    let (ein, eout) = (libc::EPOLLIN as u32, libc::EPOLLOUT as u32);
+    let hup = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
+
+    // The sender is first watched for input only, then for output.
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, tfd, ein)?;
+    ring.ipc_send(tx.id, b"1")?;
+    ring.ipc_send(tx.id, b"2")?;
+    expect_errno(ring.ipc_send(tx.id, b"3"), libc::ENOBUFS, "full ring")?;
+    epoll_ctl(ep, libc::EPOLL_CTL_MOD, tfd, eout)?;
+    check_eq!(epoll_wait_for(ep, tfd, eout, 0)?, 0);
+    check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"1".to_vec());
+    let got = epoll_wait_for(ep, tfd, eout, 2000)?;
+    check!(
+        got & eout != 0,
+        "no EPOLLOUT after space was freed: {got:#x}"
+    );
+
+    // A receiver watched for output only still hears the destroy.
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, rfd, eout)?;
+    check_eq!(epoll_wait_for(ep, rfd, hup, 0)?, 0);
+    ring.ipc_destroy(ch)?;
+    let got = epoll_wait_for(ep, rfd, hup, 2000)?;
+    check!(got & hup != 0, "no EPOLLHUP after destroy: {got:#x}");
+    Ok(())
+}
+
+/// tracefs, mounted if needed; None if the kernel has no event tracing.
+fn tracefs() -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/kernel/tracing");
+    if !root.join("events").exists() {
+        let src = std::ffi::CString::new("tracefs").unwrap();
+        let dst = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: valid NUL-terminated strings; failure is checked below.
+        unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+    }
+    root.join("events").exists().then(|| root.to_path_buf())
+}
+
+/// `key value,` pairs of one tracepoint line, after the event name.
+fn trace_fields(line: &str) -> BTreeMap<String, String> {
+    line.split(", ")
+        .filter_map(|kv| {
+            let kv = kv.rsplit(": ").next().unwrap_or(kv);
+            let (k, v) = kv.trim().split_once(' ')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn tracepoints_report_send_and_recv() -> TestResult {
+    let Some(t) = tracefs() else {
+        skip!("no tracefs events (kernel without event tracing)");
+    };
+    let ev = t.join("events/io_uring");
+    if !ev.join("io_uring_ipc_send").exists() {
+        skip!("the kernel has no io_uring_ipc_send tracepoint");
+    }
+    let set = |name: &str, v: &str| std::fs::write(ev.join(name).join("enable"), v);
+    std::fs::write(t.join("trace"), "")?;
+    set("io_uring_ipc_send", "1")?;
+    set("io_uring_ipc_recv", "1")?;
+    let run = || -> Result<(u32, u32, u32), Error> {
+        let mut ring = Ring::new(8)?;
+        let ch = channel(&ring, Delivery::Multicast, 8, 64)?;
+        let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+        let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+        for n in [5usize, 6, 7] {
+            ring.ipc_send(tx.id, &pattern(n as u64, n))?;
+        }
+        for _ in 0..3 {
+            ring.ipc_recv(rx.id, &mut [0u8; 64])?;
+        }
+        let _ = ring.ipc_try_recv(rx.id, &mut [0u8; 64])?;
+        Ok((ch, tx.id, rx.id))
+    };
+    let r = run();
+    set("io_uring_ipc_send", "0")?;
+    set("io_uring_ipc_recv", "0")?;
+    let (ch, tx, rx) = r?;
+    let text = std::fs::read_to_string(t.join("trace"))?;
+    let mine = |event: &str| -> Vec<BTreeMap<String, String>> {
+        text.lines()
+            .filter(|l| l.contains(&format!(" {event}: ")))
+            .map(trace_fields)
+            .filter(|f| f.get("channel") == Some(&ch.to_string()))
+            .collect()
+    };
+    let sends = mine("io_uring_ipc_send");
+    let recvs = mine("io_uring_ipc_recv");
+    let field = |f: &BTreeMap<String, String>, k: &str| f.get(k).cloned().unwrap_or_default();
+    check!(sends.len() == 3, "want 3 send events:\n{text}");
+    check!(recvs.len() == 4, "want 3 + one EAGAIN recv events:\n{text}");
+    for (i, f) in sends.iter().enumerate() {
+        check_eq!(field(f, "subscriber"), tx.to_string());
+        check_eq!(field(f, "flags"), format!("{:#x}", IOIPC_F_MULTICAST));
+        check_eq!(field(f, "len"), (5 + i).to_string());
+        check_eq!(field(f, "res"), (5 + i).to_string());
+        check_eq!(field(f, "seq"), i.to_string());
+    }
+    for (i, f) in recvs[..3].iter().enumerate() {
+        check_eq!(field(f, "subscriber"), rx.to_string());
+        check_eq!(field(f, "res"), (5 + i).to_string());
+        check_eq!(field(f, "seq"), field(&sends[i], "seq"));
+    }
+    check_eq!(field(&recvs[3], "res"), (-libc::EAGAIN).to_string());
+    Ok(())
+}
+
 fn main() {
     Suite::new(
         "io_uring_ipc",
@@ -1150,6 +1513,15 @@ fn main() {
             single_issuer_defer_taskrun_ring,
             sqpoll_ring_send_recv,
             multi_producer_stress,
+            recv_into_unfaulted_buffer,
+            send_from_unfaulted_buffer,
+            bad_buffers_change_nothing,
+            multicast_detach_hands_messages_on,
+            subscriber_limit_is_enospc,
+            mmap_after_detach_is_enoent,
+            create_fault_leaves_no_channel,
+            epoll_mod_and_hup,
+            tracepoints_report_send_and_recv,
         ],
     )
     .probe(probe)
