@@ -30,6 +30,10 @@ pub enum Cmd {
     /// Run CMD in the VM under ipc-trace (BPF): per-channel IPC counts,
     /// errors and latency histograms, mq_timedreceive2 peek/receive latency.
     Trace(TraceArgs),
+    /// IPC benchmarks in the patched kernel: io_uring IPC against pipes,
+    /// sockets, shm+eventfd and POSIX mqueues; tables, JSON, plots and a
+    /// report under target/bench/.
+    Bench(BenchArgs),
     /// Runs inside the VM: executes selftest binaries (used by `test`).
     #[command(hide = true)]
     GuestRun(GuestRunArgs),
@@ -258,4 +262,30 @@ pub struct TraceArgs {
     /// Command to run in the guest under the tracer.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Smoke run (fewer sizes, receiver counts and messages; under a
+    /// minute of guest time under TCG).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only measurements whose id contains PAT (repeatable), e.g.
+    /// "broadcast", "uring-ipc", "p2p-pingpong/pipe".
+    #[arg(long, value_name = "PAT")]
+    pub filter: Vec<String>,
+    /// Also run the baselines on the host kernel, for comparison.
+    #[arg(long)]
+    pub host: bool,
+    #[arg(long, value_enum, default_value = "fast")]
+    pub profile: Profile,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Guest memory, as understood by vng.
+    #[arg(long, default_value = "2G")]
+    pub memory: String,
+    /// Kill the VM after this many seconds (default: by mode and accelerator).
+    #[arg(long)]
+    pub timeout: Option<u64>,
 }

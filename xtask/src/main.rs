@@ -1,5 +1,6 @@
 //! `cargo xtask`: build the patched kernel, boot it, run the selftests.
 
+mod bench;
 mod cover;
 mod deps;
 mod flags;
@@ -49,6 +50,7 @@ fn run() -> Result<()> {
         flags::Cmd::Test(args) => test::run(&sh, &args),
         flags::Cmd::Regress(args) => regress::run(&sh, &args),
         flags::Cmd::Trace(args) => trace::run(&sh, &args),
+        flags::Cmd::Bench(args) => bench::run(&sh, &args),
         flags::Cmd::GuestRun(args) => guest::run(&args),
     }
 }

@@ -1,0 +1,623 @@
+//! The benchmark matrix and the threads that run one measurement.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use liburing_ipc::ipc::Delivery;
+
+use uring_ipc_bench::model::{
+    measurement_id, Counts, Failure, Measurement, Meta, Run, Scenario, Skip,
+};
+use uring_ipc_bench::payload;
+use uring_ipc_bench::stats::{thread_cpu_ns, Recorder};
+
+use crate::transport::{
+    Fabric, FdCopies, FdKind, FdPing, FdQueue, MqPing, MqStream, PingFabric, ShmCopies, ShmPing,
+};
+use crate::uring::{UringPing, UringStream};
+
+pub const URING: &str = "uring-ipc";
+
+/// Mechanisms per scenario, in table order.
+pub fn mechanisms(s: Scenario) -> &'static [&'static str] {
+    match s {
+        Scenario::P2pStream | Scenario::P2pPingpong => &[
+            "pipe",
+            "unix-stream",
+            "unix-dgram",
+            "shm-eventfd",
+            "posix-mq",
+            URING,
+        ],
+        Scenario::Broadcast => &["pipe", "unix-stream", "unix-dgram", "shm-eventfd", URING],
+        Scenario::Multicast => &["pipe-queue", "dgram-queue", URING],
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub quick: bool,
+    pub filters: Vec<String>,
+    pub counts: Counts,
+    pub p2p_sizes: Vec<u32>,
+    pub fan_sizes: Vec<u32>,
+    pub receivers: Vec<u32>,
+    pub batch: u32,
+    pub depth: u32,
+    pub entries: u32,
+    /// Longest one measurement may take before the run is declared hung.
+    pub deadline: Duration,
+}
+
+impl Config {
+    pub fn new(quick: bool, filters: Vec<String>) -> Config {
+        let counts = if quick {
+            Counts {
+                stream_msgs: 2000,
+                stream_bytes: 2 << 20,
+                stream_min_msgs: 64,
+                check_msgs: 32,
+                pingpong_rounds: 100,
+                pingpong_warmup: 10,
+            }
+        } else {
+            Counts {
+                stream_msgs: 20_000,
+                stream_bytes: 32 << 20,
+                stream_min_msgs: 500,
+                check_msgs: 256,
+                pingpong_rounds: 2000,
+                pingpong_warmup: 100,
+            }
+        };
+        Config {
+            quick,
+            filters,
+            counts,
+            p2p_sizes: if quick {
+                vec![64, 16384, 32768]
+            } else {
+                vec![64, 256, 1024, 4096, 16384, 32768]
+            },
+            fan_sizes: vec![64, 32768],
+            receivers: if quick {
+                vec![1, 4, 16]
+            } else {
+                vec![1, 2, 4, 8, 16]
+            },
+            batch: 16,
+            depth: 8,
+            entries: 128,
+            deadline: Duration::from_secs(if quick { 120 } else { 900 }),
+        }
+    }
+
+    /// Every (scenario, mechanism, size, receivers) of the run, filtered.
+    pub fn plan(&self) -> Vec<(Scenario, &'static str, u32, u32)> {
+        let mut v = Vec::new();
+        for s in Scenario::ALL {
+            for &m in mechanisms(s) {
+                match s {
+                    Scenario::P2pStream | Scenario::P2pPingpong => {
+                        v.extend(self.p2p_sizes.iter().map(|&z| (s, m, z, 1)))
+                    }
+                    _ => {
+                        for &z in &self.fan_sizes {
+                            v.extend(self.receivers.iter().map(|&r| (s, m, z, r)));
+                        }
+                    }
+                }
+            }
+        }
+        v.retain(|&(s, m, z, r)| {
+            let id = measurement_id(s, m, z, r);
+            self.filters.is_empty() || self.filters.iter().any(|f| id.contains(f.as_str()))
+        });
+        v
+    }
+
+    /// Messages of one timed stream.
+    pub fn stream_len(&self, size: u32, receivers: u32) -> u64 {
+        let c = &self.counts;
+        (c.stream_bytes / (size as u64 * receivers.max(1) as u64))
+            .clamp(c.stream_min_msgs, c.stream_msgs)
+    }
+}
+
+/// An environment limit, not a broken path: the measurement is skipped.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+fn fabric(
+    cfg: &Config,
+    s: Scenario,
+    mech: &str,
+    size: u32,
+    receivers: u32,
+) -> Result<Box<dyn Fabric>> {
+    let (z, r) = (size as usize, receivers as usize);
+    Ok(match (s, mech) {
+        (_, "pipe") => Box::new(FdCopies::new(FdKind::Pipe, z, r)?),
+        (_, "unix-stream") => Box::new(FdCopies::new(FdKind::UnixStream, z, r)?),
+        (_, "unix-dgram") => Box::new(FdCopies::new(FdKind::UnixDgram, z, r)?),
+        (_, "shm-eventfd") => Box::new(ShmCopies::new(cfg.entries, z, r)?),
+        (_, "posix-mq") => {
+            Box::new(MqStream::new(z).map_err(|e| anyhow!(Unavailable(format!("{e:#}"))))?)
+        }
+        (_, "pipe-queue") => Box::new(
+            FdQueue::new(FdKind::Pipe, z).map_err(|e| anyhow!(Unavailable(format!("{e:#}"))))?,
+        ),
+        (_, "dgram-queue") => Box::new(FdQueue::new(FdKind::UnixDgram, z)?),
+        (Scenario::P2pStream, URING) => Box::new(UringStream::new(
+            Delivery::Unicast,
+            z,
+            cfg.entries,
+            cfg.batch as usize,
+            cfg.depth as usize,
+        )),
+        (Scenario::Broadcast, URING) => Box::new(UringStream::new(
+            Delivery::Broadcast,
+            z,
+            cfg.entries,
+            cfg.batch as usize,
+            cfg.depth as usize,
+        )),
+        (Scenario::Multicast, URING) => Box::new(UringStream::new(
+            Delivery::Multicast,
+            z,
+            cfg.entries,
+            cfg.batch as usize,
+            cfg.depth as usize,
+        )),
+        _ => bail!("no stream mechanism {mech} for {}", s.id()),
+    })
+}
+
+fn ping_fabric(cfg: &Config, mech: &str, size: u32) -> Result<Box<dyn PingFabric>> {
+    let z = size as usize;
+    Ok(match mech {
+        "pipe" => Box::new(FdPing::new(FdKind::Pipe, z)?),
+        "unix-stream" => Box::new(FdPing::new(FdKind::UnixStream, z)?),
+        "unix-dgram" => Box::new(FdPing::new(FdKind::UnixDgram, z)?),
+        "shm-eventfd" => Box::new(ShmPing::new(cfg.entries, z)?),
+        "posix-mq" => Box::new(MqPing::new(z).map_err(|e| anyhow!(Unavailable(format!("{e:#}"))))?),
+        URING => Box::new(UringPing::new(z, cfg.entries)),
+        _ => bail!("no ping-pong mechanism {mech}"),
+    })
+}
+
+/// What a stream measurement yields.
+#[derive(Debug)]
+struct StreamOut {
+    cpu_ns: u64,
+    wall_ns: u64,
+}
+
+/// Run one stream: `n` messages from one sender to `receivers` receivers.
+/// `every`: each receiver gets every message (else each message goes to
+/// one receiver, and STOP messages end the run). `full`: receivers check
+/// every byte (the check pass), else sequence numbers and lengths.
+fn stream(
+    fabric: &dyn Fabric,
+    receivers: usize,
+    size: usize,
+    n: u64,
+    every: bool,
+    full: bool,
+) -> Result<StreamOut> {
+    let ready = Barrier::new(receivers + 1);
+    let go = Barrier::new(receivers + 1);
+    let done = Barrier::new(receivers + 1);
+    let broken = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let sender = sc.spawn(|| -> Result<StreamOut> {
+            let tx = fabric.tx();
+            if tx.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            ready.wait();
+            go.wait();
+            let r = (|| {
+                let mut tx = tx?;
+                if broken.load(Ordering::SeqCst) {
+                    bail!("a receiver could not be set up");
+                }
+                let b = tx.batch() as u64;
+                let (c0, t0) = (thread_cpu_ns(), Instant::now());
+                let mut seq = 0;
+                while seq < n {
+                    let k = b.min(n - seq);
+                    for i in 0..k {
+                        let buf = tx.buf(i as usize);
+                        if full {
+                            payload::fill(buf, seq + i);
+                        } else {
+                            payload::stamp(buf, seq + i);
+                        }
+                    }
+                    tx.send(k as usize)?;
+                    seq += k;
+                }
+                let out = StreamOut {
+                    cpu_ns: thread_cpu_ns() - c0,
+                    wall_ns: t0.elapsed().as_nanos() as u64,
+                };
+                if !every {
+                    tx.stop(receivers)?;
+                }
+                Ok((out, tx))
+            })();
+            if r.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            // The sender's ring owns an io_uring channel: keep it until
+            // every receiver is done.
+            done.wait();
+            r.map(|(out, _tx)| out)
+        });
+        let rxs: Vec<_> = (0..receivers)
+            .map(|i| {
+                let (ready, go, done, broken) = (&ready, &go, &done, &broken);
+                sc.spawn(move || -> Result<Vec<u64>> {
+                    ready.wait();
+                    let rx = fabric.rx(i);
+                    if rx.is_err() {
+                        broken.store(true, Ordering::SeqCst);
+                    }
+                    go.wait();
+                    let r = (|| {
+                        let mut rx = rx?;
+                        if broken.load(Ordering::SeqCst) {
+                            bail!("setup failed");
+                        }
+                        let mut seen = Vec::with_capacity(if every { n as usize } else { 0 });
+                        let mut stopped = false;
+                        while !stopped && (!every || (seen.len() as u64) < n) {
+                            let max = if every {
+                                (n - seen.len() as u64) as usize
+                            } else {
+                                usize::MAX
+                            };
+                            rx.recv(max, &mut |m| {
+                                let seq = if full {
+                                    payload::check_full(m, size)
+                                } else {
+                                    payload::check_len(m, size)
+                                }
+                                .map_err(|e| anyhow!("receiver {i}: {e}"))?;
+                                if seq == payload::STOP {
+                                    stopped = true;
+                                } else {
+                                    seen.push(seq);
+                                }
+                                Ok(())
+                            })?;
+                        }
+                        Ok((seen, rx))
+                    })();
+                    if r.is_err() {
+                        broken.store(true, Ordering::SeqCst);
+                    }
+                    done.wait();
+                    r.map(|(seen, _rx)| seen)
+                })
+            })
+            .collect();
+        let out = sender.join().map_err(|_| anyhow!("sender panicked"))?;
+        let mut all = Vec::new();
+        let mut first_err = None;
+        for (i, h) in rxs.into_iter().enumerate() {
+            match h.join().map_err(|_| anyhow!("receiver {i} panicked"))? {
+                Ok(mut seen) if every => {
+                    payload::check_complete(&mut seen, n, &format!("receiver {i}"))
+                        .map_err(|e| anyhow!(e))?;
+                }
+                Ok(seen) => all.extend(seen),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let out = out?;
+        if !every {
+            payload::check_complete(&mut all, n, "the receivers together")
+                .map_err(|e| anyhow!(e))?;
+        }
+        Ok(out)
+    })
+}
+
+/// Run a ping-pong; returns the client's round-trip histogram and its CPU
+/// and wall time over the timed rounds.
+fn pingpong(
+    f: &dyn PingFabric,
+    size: usize,
+    warmup: u64,
+    rounds: u64,
+) -> Result<(Recorder, StreamOut)> {
+    let ready = Barrier::new(2);
+    let go = Barrier::new(2);
+    let done = Barrier::new(2);
+    let broken = AtomicBool::new(false);
+    let total = warmup + rounds;
+    std::thread::scope(|sc| {
+        let client = sc.spawn(|| -> Result<(Recorder, StreamOut)> {
+            let peer = f.client();
+            if peer.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            ready.wait();
+            go.wait();
+            let r = (|| {
+                let mut peer = peer?;
+                if broken.load(Ordering::SeqCst) {
+                    bail!("the server could not be set up");
+                }
+                let mut msg = vec![0u8; size];
+                let mut buf = vec![0u8; size + 64];
+                let mut rec = Recorder::new();
+                let (mut c0, mut w0) = (thread_cpu_ns(), Instant::now());
+                for seq in 0..total {
+                    let check = seq < warmup;
+                    if seq == warmup {
+                        (c0, w0) = (thread_cpu_ns(), Instant::now());
+                    }
+                    if check {
+                        payload::fill(&mut msg, seq);
+                    } else {
+                        payload::stamp(&mut msg, seq);
+                    }
+                    let t0 = Instant::now();
+                    let n = peer.send_recv(&msg, &mut buf)?;
+                    let dt = t0.elapsed().as_nanos() as u64;
+                    let got = if check {
+                        payload::check_full(&buf[..n], size)
+                    } else {
+                        payload::check_len(&buf[..n], size)
+                    }
+                    .map_err(|e| anyhow!("client: {e}"))?;
+                    if got != seq {
+                        bail!("client: reply {got} to message {seq}");
+                    }
+                    if !check {
+                        rec.record(dt);
+                    }
+                }
+                let out = StreamOut {
+                    cpu_ns: thread_cpu_ns() - c0,
+                    wall_ns: w0.elapsed().as_nanos() as u64,
+                };
+                Ok((rec, out, peer))
+            })();
+            if r.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            done.wait();
+            r.map(|(rec, out, _peer)| (rec, out))
+        });
+        let server = sc.spawn(|| -> Result<()> {
+            ready.wait();
+            let peer = f.server();
+            if peer.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            go.wait();
+            let r = (|| {
+                let mut peer = peer?;
+                if broken.load(Ordering::SeqCst) {
+                    bail!("the client could not be set up");
+                }
+                let mut a = vec![0u8; size + 64];
+                let mut b = vec![0u8; size + 64];
+                let mut n = peer.recv(&mut a)?;
+                for seq in 0..total {
+                    let got = if seq < warmup {
+                        payload::check_full(&a[..n], size)
+                    } else {
+                        payload::check_len(&a[..n], size)
+                    }
+                    .map_err(|e| anyhow!("server: {e}"))?;
+                    if got != seq {
+                        bail!("server: message {got}, expected {seq}");
+                    }
+                    if seq + 1 == total {
+                        peer.send(&a[..n])?;
+                    } else {
+                        n = peer.send_recv(&a[..n], &mut b)?;
+                        std::mem::swap(&mut a, &mut b);
+                    }
+                }
+                Ok(peer)
+            })();
+            if r.is_err() {
+                broken.store(true, Ordering::SeqCst);
+            }
+            done.wait();
+            r.map(|_| ())
+        });
+        let c = client.join().map_err(|_| anyhow!("client panicked"))?;
+        let s = server.join().map_err(|_| anyhow!("server panicked"))?;
+        s?;
+        c
+    })
+}
+
+fn measure(
+    cfg: &Config,
+    s: Scenario,
+    mech: &str,
+    size: u32,
+    receivers: u32,
+) -> Result<Measurement> {
+    let c = &cfg.counts;
+    let mut m = Measurement {
+        scenario: s,
+        mechanism: mech.to_string(),
+        size,
+        receivers,
+        messages: 0,
+        sender_cpu_ns: 0.0,
+        sender_wall_ns: 0.0,
+        latency: None,
+        verified_full: 0,
+        verified_seq: 0,
+    };
+    let z = size as usize;
+    if s == Scenario::P2pPingpong {
+        let f = ping_fabric(cfg, mech, size)?;
+        let (rec, out) = pingpong(f.as_ref(), z, c.pingpong_warmup, c.pingpong_rounds)?;
+        let lat = rec
+            .summary()
+            .ok_or_else(|| anyhow!("no round trip recorded"))?;
+        // Per round trip, on the client: one send and one receive.
+        m.messages = c.pingpong_rounds;
+        m.sender_cpu_ns = out.cpu_ns as f64 / c.pingpong_rounds.max(1) as f64;
+        m.sender_wall_ns = out.wall_ns as f64 / c.pingpong_rounds.max(1) as f64;
+        m.latency = Some(lat);
+        m.verified_full = c.pingpong_warmup * 2;
+        m.verified_seq = c.pingpong_rounds * 2;
+        return Ok(m);
+    }
+    let every = s != Scenario::Multicast;
+    let r = receivers as usize;
+    // Check pass: every byte of every message verified, then the timed pass.
+    let f = fabric(cfg, s, mech, size, receivers)?;
+    stream(f.as_ref(), r, z, c.check_msgs, every, true)?;
+    drop(f);
+    let n = cfg.stream_len(size, receivers);
+    let f = fabric(cfg, s, mech, size, receivers)?;
+    let out = stream(f.as_ref(), r, z, n, every, false)?;
+    let copies = if every { receivers as u64 } else { 1 };
+    m.messages = n;
+    m.sender_cpu_ns = out.cpu_ns as f64 / n as f64;
+    m.sender_wall_ns = out.wall_ns as f64 / n as f64;
+    m.verified_full = c.check_msgs * copies;
+    m.verified_seq = n * copies;
+    Ok(m)
+}
+
+/// The results so far, shared with the hang watchdog.
+pub struct State {
+    pub run: Run,
+    pub out: std::path::PathBuf,
+    pub current: Option<String>,
+}
+
+impl State {
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.out.with_extension("json.tmp");
+        std::fs::write(&tmp, self.run.to_json())?;
+        std::fs::rename(&tmp, &self.out)?;
+        Ok(())
+    }
+}
+
+/// Exit the process (with the results saved) if one measurement hangs.
+fn watchdog(state: Arc<Mutex<State>>, deadline: Duration, started: Arc<Mutex<Instant>>) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let t = *started.lock().unwrap();
+        if t.elapsed() < deadline {
+            continue;
+        }
+        let mut st = state.lock().unwrap();
+        if let Some(id) = st.current.take() {
+            let msg = format!("no progress for {}s: hung", deadline.as_secs());
+            println!("# FAIL {id}: {msg}");
+            st.run.failed.push(Failure { id, error: msg });
+            let _ = st.save();
+            std::process::exit(3);
+        }
+    });
+}
+
+pub fn run(cfg: &Config, meta: Meta, out: std::path::PathBuf) -> Result<Run> {
+    let t_start = Instant::now();
+    let state = Arc::new(Mutex::new(State {
+        run: Run {
+            meta,
+            results: vec![],
+            skipped: vec![],
+            failed: vec![],
+        },
+        out,
+        current: None,
+    }));
+    let started = Arc::new(Mutex::new(Instant::now()));
+    watchdog(state.clone(), cfg.deadline, started.clone());
+    let uring_missing = crate::uring::unsupported_reason();
+    if uring_missing.is_none() {
+        let nop = crate::uring::nop_cost(if cfg.quick { 20_000 } else { 200_000 }, cfg.batch)?;
+        state.lock().unwrap().run.meta.uring_nop_ns = Some(nop);
+        println!(
+            "# io_uring NOP floor: {nop:.0} ns/op (batches of {})",
+            cfg.batch
+        );
+    }
+    let plan = cfg.plan();
+    println!("# {} measurements", plan.len());
+    for (s, mech, size, r) in plan {
+        let id = measurement_id(s, mech, size, r);
+        println!("  BENCH   {id}");
+        let _ = std::io::stdout().flush();
+        if mech == URING {
+            if let Some(why) = &uring_missing {
+                println!("# SKIP {id}: {why}");
+                state.lock().unwrap().run.skipped.push(Skip {
+                    id,
+                    reason: why.clone(),
+                });
+                continue;
+            }
+        }
+        state.lock().unwrap().current = Some(id.clone());
+        *started.lock().unwrap() = Instant::now();
+        let res = measure(cfg, s, mech, size, r);
+        let mut st = state.lock().unwrap();
+        st.current = None;
+        match res {
+            Ok(m) => {
+                match &m.latency {
+                    Some(l) => println!("# {id}: rtt p50 {} ns, p99 {} ns", l.p50, l.p99),
+                    None => println!(
+                        "# {id}: {:.0} ns/msg sender cpu, {:.0} ns/msg wall",
+                        m.sender_cpu_ns, m.sender_wall_ns
+                    ),
+                }
+                st.run.results.push(m);
+            }
+            Err(e) if e.downcast_ref::<Unavailable>().is_some() => {
+                println!("# SKIP {id}: {e:#}");
+                st.run.skipped.push(Skip {
+                    id,
+                    reason: format!("{e:#}"),
+                });
+            }
+            Err(e) => {
+                println!("# FAIL {id}: {e:#}");
+                st.run.failed.push(Failure {
+                    id,
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+        st.run.meta.elapsed_s = t_start.elapsed().as_secs_f64();
+        st.save()?;
+    }
+    let st = state.lock().unwrap();
+    Ok(st.run.clone())
+}

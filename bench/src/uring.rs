@@ -1,0 +1,340 @@
+//! io_uring IPC channels as a benchmark mechanism.
+//!
+//! Every ring is set up with IORING_SETUP_SINGLE_ISSUER |
+//! IORING_SETUP_DEFER_TASKRUN, in the thread that uses it. Senders queue a
+//! batch of IORING_OP_IPC_SEND (with IOIPC_SEND_WAIT: a full channel parks
+//! the request instead of failing) and submit it with one io_uring_enter;
+//! receivers keep several blocking IORING_OP_IPC_RECV in flight and sleep in
+//! io_uring_enter until one completes. Nothing spins.
+
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{bail, Context, Result};
+use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery};
+use liburing_ipc::uapi::io_uring::{IOIPC_SUB_RECV, IOIPC_SUB_SEND};
+use liburing_ipc::{opcode, Error, Ring};
+
+use crate::transport::{Fabric, Peer, PingFabric, Rx, Tx};
+use uring_ipc_bench::payload;
+
+/// SQ entries of every ring.
+const RING_ENTRIES: u32 = 64;
+
+/// A ring as the benchmarks use it.
+pub fn ring() -> Result<Ring> {
+    Ring::builder(RING_ENTRIES)
+        .single_issuer()
+        .defer_taskrun()
+        .build()
+        .context("io_uring_setup(SINGLE_ISSUER | DEFER_TASKRUN)")
+}
+
+/// Why io_uring IPC can't be measured on this kernel, if it can't.
+pub fn unsupported_reason() -> Option<String> {
+    let ring = match ring() {
+        Ok(r) => r,
+        Err(e) => return Some(format!("{e:#}")),
+    };
+    match ring.ipc_supported() {
+        Ok(true) => None,
+        Ok(false) => Some(
+            "the running kernel has no IORING_OP_IPC_SEND/IPC_RECV (not the patched kernel)".into(),
+        ),
+        Err(e) => Some(format!("IORING_REGISTER_PROBE: {e}")),
+    }
+}
+
+/// Take `n` completions off `ring`, waiting as needed; each must have
+/// transferred `len` bytes.
+fn reap(ring: &mut Ring, mut n: usize, len: usize, op: &str) -> Result<()> {
+    while n > 0 {
+        match ring.pop_cqe() {
+            Some(c) => {
+                if c.res < 0 {
+                    return Err(Error::os("cqe", -c.res)).with_context(|| op.to_string());
+                }
+                if c.res as usize != len {
+                    bail!("{op} transferred {} bytes, expected {len}", c.res);
+                }
+                n -= 1;
+            }
+            None => {
+                ring.submit_and_wait(n as u32)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The channel of one stream measurement: created by the sender's ring.
+pub struct UringStream {
+    delivery: Delivery,
+    size: usize,
+    entries: u32,
+    batch: usize,
+    depth: usize,
+    channel: OnceLock<u32>,
+    /// Subscriber ids of the receivers (targets of STOP messages).
+    receivers: Mutex<Vec<u32>>,
+}
+
+impl UringStream {
+    pub fn new(
+        delivery: Delivery,
+        size: usize,
+        entries: u32,
+        batch: usize,
+        depth: usize,
+    ) -> UringStream {
+        UringStream {
+            delivery,
+            size,
+            entries,
+            batch,
+            depth,
+            channel: OnceLock::new(),
+            receivers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+struct UringTx<'a> {
+    fabric: &'a UringStream,
+    ring: Ring,
+    sub: u32,
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Tx for UringTx<'_> {
+    fn batch(&self) -> usize {
+        self.bufs.len()
+    }
+    fn buf(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i]
+    }
+    fn send(&mut self, n: usize) -> Result<()> {
+        for (i, b) in self.bufs[..n].iter().enumerate() {
+            let sqe = ipc::send(self.sub, b.as_ptr(), b.len() as u32)
+                .wait()
+                .user_data(i as u64);
+            // SAFETY: the buffers live in self and are not touched until
+            // reap() below has collected every completion.
+            unsafe { self.ring.push(&sqe)? };
+        }
+        reap(&mut self.ring, n, self.fabric.size, "IPC_SEND")
+    }
+    /// Multicast hands messages out round-robin, so a STOP could reach a
+    /// receiver that already stopped; target each receiver instead.
+    fn stop(&mut self, _receivers: usize) -> Result<()> {
+        let targets = self.fabric.receivers.lock().unwrap().clone();
+        payload::stamp(&mut self.bufs[0], payload::STOP);
+        let b = &self.bufs[0];
+        for t in &targets {
+            let sqe = ipc::send(self.sub, b.as_ptr(), b.len() as u32)
+                .target(*t)
+                .wait();
+            // SAFETY: bufs[0] is not touched until the completion is reaped.
+            unsafe { self.ring.push(&sqe)? };
+            reap(&mut self.ring, 1, self.fabric.size, "IPC_SEND (stop)")?;
+        }
+        Ok(())
+    }
+}
+
+struct UringRx {
+    ring: Ring,
+    sub: u32,
+    bufs: Vec<Vec<u8>>,
+    busy: Vec<bool>,
+    in_flight: usize,
+}
+
+impl Rx for UringRx {
+    fn recv(&mut self, max: usize, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        let want = self.bufs.len().min(max.max(1));
+        while self.in_flight < want {
+            let i = self.busy.iter().position(|b| !b).expect("a free buffer");
+            let b = &mut self.bufs[i];
+            let sqe = ipc::recv(self.sub, b.as_mut_ptr(), b.len() as u32).user_data(i as u64);
+            // SAFETY: buffer i is marked busy and not read or moved until
+            // its completion arrives.
+            unsafe { self.ring.push(&sqe)? };
+            self.busy[i] = true;
+            self.in_flight += 1;
+        }
+        self.ring.submit_and_wait(1)?;
+        let mut got = 0;
+        while let Some(c) = self.ring.pop_cqe() {
+            let i = c.user_data as usize;
+            self.busy[i] = false;
+            self.in_flight -= 1;
+            if c.res < 0 {
+                return Err(Error::os("IPC_RECV", -c.res).into());
+            }
+            f(&self.bufs[i][..c.res as usize])?;
+            got += 1;
+        }
+        Ok(got)
+    }
+}
+
+impl Fabric for UringStream {
+    fn tx(&self) -> Result<Box<dyn Tx + '_>> {
+        let ring = ring()?;
+        let cfg = ChannelConfig::new(self.delivery, self.entries, self.size as u32).private();
+        let ch = ring.ipc_create(&cfg).context("IPC_CHANNEL_CREATE")?;
+        let sub = ring
+            .ipc_attach(Attach::Id(ch), IOIPC_SUB_SEND)
+            .context("IPC_CHANNEL_ATTACH (sender)")?;
+        self.channel
+            .set(ch)
+            .map_err(|_| anyhow::anyhow!("one sender per measurement"))?;
+        Ok(Box::new(UringTx {
+            fabric: self,
+            ring,
+            sub: sub.id,
+            bufs: vec![vec![0; self.size]; self.batch],
+        }))
+    }
+    fn rx(&self, _i: usize) -> Result<Box<dyn Rx + '_>> {
+        let ring = ring()?;
+        let ch = *self
+            .channel
+            .get()
+            .context("the sender creates the channel")?;
+        let sub = ring
+            .ipc_attach(Attach::Id(ch), IOIPC_SUB_RECV)
+            .context("IPC_CHANNEL_ATTACH (receiver)")?;
+        self.receivers.lock().unwrap().push(sub.id);
+        Ok(Box::new(UringRx {
+            ring,
+            sub: sub.id,
+            bufs: vec![vec![0; self.size + 64]; self.depth],
+            busy: vec![false; self.depth],
+            in_flight: 0,
+        }))
+    }
+}
+
+/// Ping-pong over two unicast channels, both created by the client's ring.
+pub struct UringPing {
+    size: usize,
+    entries: u32,
+    /// (client to server, server to client)
+    channels: OnceLock<(u32, u32)>,
+}
+
+impl UringPing {
+    pub fn new(size: usize, entries: u32) -> UringPing {
+        UringPing {
+            size,
+            entries,
+            channels: OnceLock::new(),
+        }
+    }
+}
+
+struct UringPeer {
+    ring: Ring,
+    out: u32,
+    inn: u32,
+}
+
+impl Peer for UringPeer {
+    /// SEND and RECV go in with one io_uring_enter, which also waits.
+    fn send_recv(&mut self, msg: &[u8], buf: &mut [u8]) -> Result<usize> {
+        let s = ipc::send(self.out, msg.as_ptr(), msg.len() as u32)
+            .wait()
+            .user_data(1);
+        let r = ipc::recv(self.inn, buf.as_mut_ptr(), buf.len() as u32).user_data(2);
+        // SAFETY: msg and buf are borrowed until both completions are reaped
+        // below, before returning.
+        unsafe {
+            self.ring.push(&s)?;
+            self.ring.push(&r)?;
+        }
+        let mut len = None;
+        let mut left = 2;
+        while left > 0 {
+            match self.ring.pop_cqe() {
+                Some(c) => {
+                    left -= 1;
+                    if c.res < 0 {
+                        let op = if c.user_data == 1 {
+                            "IPC_SEND"
+                        } else {
+                            "IPC_RECV"
+                        };
+                        return Err(Error::os(op, -c.res).into());
+                    }
+                    if c.user_data == 2 {
+                        len = Some(c.res as usize);
+                    }
+                }
+                None => {
+                    self.ring.submit_and_wait(left)?;
+                }
+            }
+        }
+        Ok(len.expect("the RECV completed"))
+    }
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let s = ipc::send(self.out, msg.as_ptr(), msg.len() as u32).wait();
+        // SAFETY: msg is borrowed until reap() returns.
+        unsafe { self.ring.push(&s)? };
+        reap(&mut self.ring, 1, msg.len(), "IPC_SEND")
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        Ok(self.ring.ipc_recv(self.inn, buf)?)
+    }
+}
+
+impl PingFabric for UringPing {
+    fn client(&self) -> Result<Box<dyn Peer + '_>> {
+        let ring = ring()?;
+        let cfg = ChannelConfig::new(Delivery::Unicast, self.entries, self.size as u32).private();
+        let there = ring.ipc_create(&cfg).context("IPC_CHANNEL_CREATE")?;
+        let back = ring.ipc_create(&cfg).context("IPC_CHANNEL_CREATE")?;
+        let out = ring.ipc_attach(Attach::Id(there), IOIPC_SUB_SEND)?;
+        let inn = ring.ipc_attach(Attach::Id(back), IOIPC_SUB_RECV)?;
+        self.channels
+            .set((there, back))
+            .map_err(|_| anyhow::anyhow!("one client per measurement"))?;
+        Ok(Box::new(UringPeer {
+            ring,
+            out: out.id,
+            inn: inn.id,
+        }))
+    }
+    fn server(&self) -> Result<Box<dyn Peer + '_>> {
+        let ring = ring()?;
+        let (there, back) = *self
+            .channels
+            .get()
+            .context("the client creates the channels")?;
+        let inn = ring.ipc_attach(Attach::Id(there), IOIPC_SUB_RECV)?;
+        let out = ring.ipc_attach(Attach::Id(back), IOIPC_SUB_SEND)?;
+        Ok(Box::new(UringPeer {
+            ring,
+            out: out.id,
+            inn: inn.id,
+        }))
+    }
+}
+
+/// ns per IORING_OP_NOP, submitted `batch` at a time: the floor under any
+/// io_uring request on this machine.
+pub fn nop_cost(total: u64, batch: u32) -> Result<f64> {
+    let mut ring = ring()?;
+    let t0 = std::time::Instant::now();
+    let mut done = 0u64;
+    while done < total {
+        for _ in 0..batch {
+            // SAFETY: NOP references no memory.
+            unsafe { ring.push(&opcode::nop())? };
+        }
+        reap(&mut ring, batch as usize, 0, "NOP")?;
+        done += batch as u64;
+    }
+    Ok(t0.elapsed().as_nanos() as f64 / done as f64)
+}
