@@ -209,7 +209,6 @@ pub fn run(sh: &Shell) -> Result<()> {
     );
 
     let src = kernel::prepare_base(sh)?;
-    let _lock = kernel::TreeLock::acquire()?;
     let trees = match Trees::prepare(sh, &src, &input)? {
         Ok(t) => t,
         Err(f) => bail!("{f}"),

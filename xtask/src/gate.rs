@@ -155,7 +155,6 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
         )
     });
     if needs_trees {
-        let _lock = kernel::TreeLock::acquire()?;
         match Trees::prepare(sh, &src, &input)? {
             Err(f) => record("apply", vec![f], "later checks not run".into()),
             Ok(trees) => {
@@ -325,7 +324,9 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
 impl Trees {
     /// Worktrees ready at base and at the tip of the series. A patch that
     /// does not apply is a finding (Err inside Ok), not an error of the tool.
+    /// Holds target/kernel/.lock while it works on the shared repository.
     pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<Trees, Finding>> {
+        let _lock = kernel::TreeLock::acquire()?;
         let base = gate_dir().join("base");
         let series = gate_dir().join("series");
         std::fs::create_dir_all(gate_dir())?;
@@ -661,8 +662,11 @@ struct MakeResult {
 }
 
 /// make in `tree` with O=`out`, progress from kbuild's step lines, stderr
-/// collected (and echoed when `echo` is set).
-fn make(tree: &Path, out: &Path, args: &[String], label: &str, echo: bool) -> Result<MakeResult> {
+/// collected. Each make holds
+/// target/kernel/.lock, so it never runs beside another kernel build, and a
+/// long bisect lets other builds in between its steps.
+fn make(tree: &Path, out: &Path, args: &[String], label: &str) -> Result<MakeResult> {
+    let _lock = kernel::TreeLock::acquire()?;
     let cc = if crate::deps::which("ccache").is_some() {
         "ccache gcc"
     } else {
@@ -687,9 +691,6 @@ fn make(tree: &Path, out: &Path, args: &[String], label: &str, echo: bool) -> Re
     let err_thread = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if echo {
-                eprintln!("{line}");
-            }
             all.push_str(&line);
             all.push('\n');
         }
@@ -750,7 +751,7 @@ fn checked_objects(
     let common = vec![jobs_arg(jobs), "W=1".to_string()];
     let mut prep = common.clone();
     prep.push("prepare".into());
-    let r = make(tree, out, &prep, &format!("prepare {which}"), false)?;
+    let r = make(tree, out, &prep, &format!("prepare {which}"))?;
     if !r.ok {
         bail!(
             "`make prepare` failed in {} for the {which} tree:\n{}",
@@ -764,7 +765,7 @@ fn checked_objects(
     let mut args = common;
     args.extend(["-k".to_string(), "C=2".to_string()]);
     args.extend(objects.iter().cloned());
-    let r = make(tree, out, &args, &format!("sparse+W=1 {which}"), false)?;
+    let r = make(tree, out, &args, &format!("sparse+W=1 {which}"))?;
     let built = objects
         .iter()
         .filter(|o| out.join(o).exists())
@@ -878,6 +879,79 @@ pub fn bisect_dir() -> PathBuf {
     kernel_dir().join("build-bisect")
 }
 
+/// One prefix of the series: the patch that ends it and what identifies
+/// its build (the config request and the tree, not the commit).
+pub struct Prefix {
+    pub name: String,
+    pub key: String,
+}
+
+/// What became of the prefixes.
+pub struct BisectOutcome {
+    pub findings: Vec<Finding>,
+    pub built: usize,
+    pub reused: usize,
+}
+
+/// Build each prefix not in `ok` with `build(i)`; a prefix that fails is a
+/// finding naming its last patch, with the compiler's errors. Keys of
+/// prefixes that build are added to `ok` and handed to `save`.
+fn build_prefixes(
+    prefixes: &[Prefix],
+    ok: &mut Vec<String>,
+    mut build: impl FnMut(usize) -> Result<MakeResult>,
+    mut save: impl FnMut(&[String]) -> Result<()>,
+    show: impl Fn(&str) -> String,
+    tree: &Path,
+    out: &Path,
+) -> Result<BisectOutcome> {
+    let n = prefixes.len();
+    let mut res = BisectOutcome {
+        findings: Vec::new(),
+        built: 0,
+        reused: 0,
+    };
+    for (i, p) in prefixes.iter().enumerate() {
+        let step = format!("[bisect {}/{n}] {}", i + 1, p.name);
+        if ok.contains(&p.key) {
+            println!("{step}: built before, skipped");
+            res.reused += 1;
+            continue;
+        }
+        println!("{step}: make vmlinux");
+        let t = Instant::now();
+        let r = build(i)?;
+        res.built += 1;
+        if r.ok {
+            println!("{step}: builds ({})", fmt_duration(t.elapsed()));
+            ok.push(p.key.clone());
+            save(ok)?;
+            continue;
+        }
+        let errs: Vec<String> = parse_diags(&r.stderr, tree, out)
+            .into_iter()
+            .filter(|d| d.kind == "error")
+            .map(|d| format!("{}:{}: {}", d.file, d.line, d.msg))
+            .collect();
+        let why = if errs.is_empty() {
+            tail(&r.stderr, 8)
+        } else {
+            errs.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+        };
+        println!("{step}: BUILD FAILED\n{}", tail(&r.stderr, 40));
+        res.findings.push(Finding {
+            patch: Some(show(&p.name)),
+            check: "bisect",
+            msg: format!(
+                "the tree does not build with this patch applied on the ones \
+                 before it ({} of {n}): {why}",
+                i + 1
+            ),
+        });
+    }
+    Ok(res)
+}
+
 /// Build vmlinux at every prefix of the series, incrementally, in one
 /// build directory. Prefixes whose tree already built with the same config
 /// request are not built again.
@@ -896,83 +970,52 @@ fn bisect(
         .lines()
         .map(str::to_string)
         .collect();
-    let n = trees.commits.len();
-    let mut findings = Vec::new();
-    let (mut built, mut reused) = (0, 0);
-    let result = (|| -> Result<()> {
-        for (i, (sha, name)) in trees.commits.iter().enumerate() {
-            let tree_id = git(sh, &trees.series)
-                .arg("rev-parse")
-                .arg(format!("{sha}^{{tree}}"))
-                .read()?;
-            let mut h = Sha256::new();
-            h.update(request.as_bytes());
-            h.update(tree_id.as_bytes());
-            let key = hex(&h.finalize());
-            if ok.contains(&key) {
-                println!("[bisect {}/{n}] {name}: built before, skipped", i + 1);
-                reused += 1;
-                continue;
-            }
-            println!("[bisect {}/{n}] {name}: make vmlinux", i + 1);
+    let mut prefixes = Vec::new();
+    for (sha, name) in &trees.commits {
+        let tree_id = git(sh, &trees.series)
+            .arg("rev-parse")
+            .arg(format!("{sha}^{{tree}}"))
+            .read()?;
+        let mut h = Sha256::new();
+        h.update(request.as_bytes());
+        h.update(tree_id.as_bytes());
+        prefixes.push(Prefix {
+            name: name.clone(),
+            key: hex(&h.finalize()),
+        });
+    }
+    let n = prefixes.len();
+    let result = build_prefixes(
+        &prefixes,
+        &mut ok,
+        |i| {
             git(sh, &trees.series)
-                .args(["checkout", "-q", "--detach", sha])
+                .args(["checkout", "-q", "--detach", &trees.commits[i].0])
                 .run()?;
             configure_lenient(sh, &trees.series, &out)?;
-            let t = Instant::now();
-            let r = make(
+            make(
                 &trees.series,
                 &out,
                 &[jobs_arg(jobs), "vmlinux".to_string()],
                 &format!("bisect {}/{n}", i + 1),
-                false,
-            )?;
-            built += 1;
-            if r.ok {
-                println!(
-                    "[bisect {}/{n}] {name}: builds ({})",
-                    i + 1,
-                    fmt_duration(t.elapsed())
-                );
-                ok.push(key);
-                std::fs::write(&ok_file, ok.join("\n") + "\n")?;
-            } else {
-                let errs: Vec<String> = parse_diags(&r.stderr, &trees.series, &out)
-                    .into_iter()
-                    .filter(|d| d.kind == "error")
-                    .map(|d| format!("{}:{}: {}", d.file, d.line, d.msg))
-                    .collect();
-                let why = if errs.is_empty() {
-                    tail(&r.stderr, 8)
-                } else {
-                    errs.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
-                };
-                println!(
-                    "[bisect {}/{n}] {name}: BUILD FAILED\n{}",
-                    i + 1,
-                    tail(&r.stderr, 40)
-                );
-                findings.push(Finding {
-                    patch: Some(input.show(name)),
-                    check: "bisect",
-                    msg: format!(
-                        "the tree does not build with this patch applied on the ones \
-                         before it ({} of {n}): {why}",
-                        i + 1
-                    ),
-                });
-            }
-        }
-        Ok(())
-    })();
+            )
+        },
+        |ok| Ok(std::fs::write(&ok_file, ok.join("\n") + "\n")?),
+        |name| input.show(name),
+        &trees.series,
+        &out,
+    );
     // Leave the worktree at the tip whatever happened.
     git(sh, &trees.series)
         .args(["checkout", "-q", SERIES_BRANCH])
         .run()?;
-    result?;
+    let r = result?;
     Ok((
-        findings,
-        format!("{n} prefixes: {built} built, {reused} known good from an earlier run"),
+        r.findings,
+        format!(
+            "{n} prefixes: {} built, {} known good from an earlier run",
+            r.built, r.reused
+        ),
     ))
 }
 
@@ -1064,6 +1107,58 @@ make[2]: *** [scripts/Makefile.build:229: ipc/mqueue.o] Error 1
         let dirty = "WARNING:ENOSYS: ENOSYS means 'invalid syscall nr'\n#12: FILE: a.c:3:\n\
                      CHECK:PARENTHESIS_ALIGNMENT: Alignment should match\nERROR:CODE_INDENT: use tabs\n";
         assert_eq!(checkpatch_findings(dirty), 3);
+    }
+
+    #[test]
+    fn a_prefix_that_does_not_build_names_its_patch() {
+        let tree = Path::new("/nonexistent/series");
+        let out = Path::new("/nonexistent/build");
+        let prefixes: Vec<Prefix> = ["0001-a.patch", "0002-b.patch", "0003-c.patch"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Prefix {
+                name: n.to_string(),
+                key: format!("k{i}"),
+            })
+            .collect();
+        let mut ok = vec!["k0".to_string()];
+        let mut asked = Vec::new();
+        let mut saved = Vec::new();
+        let r = build_prefixes(
+            &prefixes,
+            &mut ok,
+            |i| {
+                asked.push(i);
+                Ok(MakeResult {
+                    ok: i != 1,
+                    stderr: if i == 1 {
+                        "../series/ipc/mqueue.c:90:9: error: implicit declaration of function \
+                         'copy_msg_to_buf' [-Werror=implicit-function-declaration]\n"
+                            .into()
+                    } else {
+                        String::new()
+                    },
+                })
+            },
+            |ok| {
+                saved = ok.to_vec();
+                Ok(())
+            },
+            |n| format!("scratch/{n}"),
+            tree,
+            out,
+        )
+        .unwrap();
+        // The first prefix built in an earlier run and is not built again.
+        assert_eq!(asked, vec![1, 2]);
+        assert_eq!((r.built, r.reused), (2, 1));
+        assert_eq!(r.findings.len(), 1);
+        let f = r.findings[0].to_string();
+        assert!(f.starts_with("scratch/0002-b.patch: bisect: "), "{f}");
+        assert!(f.contains("(2 of 3)"), "{f}");
+        assert!(f.contains("ipc/mqueue.c:90: implicit declaration"), "{f}");
+        // Only prefixes that built are remembered.
+        assert_eq!(saved, vec!["k0", "k2"]);
     }
 
     #[test]
