@@ -209,6 +209,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     );
 
     let src = kernel::prepare_base(sh)?;
+    let _gate = crate::gate::GateLock::acquire()?;
     let trees = match Trees::prepare(sh, &src, &input)? {
         Ok(t) => t,
         Err(f) => bail!("{f}"),

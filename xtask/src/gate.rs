@@ -155,6 +155,7 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
         )
     });
     if needs_trees {
+        let _gate = GateLock::acquire()?;
         match Trees::prepare(sh, &src, &input)? {
             Err(f) => record("apply", vec![f], "later checks not run".into()),
             Ok(trees) => {
@@ -294,6 +295,36 @@ pub struct Trees {
 
 pub fn gate_dir() -> PathBuf {
     kernel_dir().join("gate")
+}
+
+/// Held by one xtask at a time for as long as it uses the gate's
+/// worktrees (a bisect moves the series worktree from commit to commit).
+/// Separate from target/kernel/.lock, which only covers single builds.
+pub struct GateLock {
+    _file: std::fs::File,
+}
+
+impl GateLock {
+    pub fn acquire() -> Result<GateLock> {
+        use std::os::fd::AsRawFd;
+        std::fs::create_dir_all(gate_dir())?;
+        let path = gate_dir().join(".lock");
+        let f =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        // SAFETY: the descriptor belongs to `f`, open for this whole call.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            println!(
+                "[gate] another xtask is using {}; waiting for it",
+                gate_dir().display()
+            );
+            // SAFETY: as above; a blocking flock on a valid descriptor.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        Ok(GateLock { _file: f })
+    }
 }
 
 /// A worktree of `src` at `path`, recreated when it belongs to an older
