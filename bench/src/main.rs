@@ -57,6 +57,9 @@ enum Cmd {
         /// Refuse to run on any other kernel release.
         #[arg(long)]
         expect_kernel: Option<String>,
+        /// The host's load average, recorded with the results.
+        #[arg(long, default_value = "")]
+        host_load: String,
     },
     /// Print the ids of the measurements `run` would do.
     List {
@@ -135,6 +138,7 @@ fn main() -> Result<()> {
             accel,
             accel_reason,
             expect_kernel,
+            host_load,
         } => {
             let release = uname_release();
             if let Some(want) = expect_kernel.filter(|w| *w != release) {
@@ -161,6 +165,14 @@ fn main() -> Result<()> {
                 ring_entries: cfg.entries,
                 uring_nop_ns: None,
                 elapsed_s: 0.0,
+                repeats: cfg.repeats,
+                host_load: if host_load.is_empty() {
+                    std::fs::read_to_string("/proc/loadavg")
+                        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                        .unwrap_or_default()
+                } else {
+                    host_load
+                },
             };
             if meta.is_tcg() {
                 println!("# {}", report::TCG_WARNING);

@@ -69,6 +69,18 @@ pub struct Meta {
     pub uring_nop_ns: Option<f64>,
     /// Total time the suite took (s).
     pub elapsed_s: f64,
+    /// Timed passes per stream measurement; the cheapest one is reported
+    /// (interference from other work only ever adds time).
+    #[serde(default = "one")]
+    pub repeats: u32,
+    /// The host's load average when the run started (other work on the
+    /// host slows an emulated guest unevenly).
+    #[serde(default)]
+    pub host_load: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Meta {
@@ -116,10 +128,15 @@ pub struct Measurement {
     pub receivers: u32,
     /// Messages sent in the timed part.
     pub messages: u64,
-    /// Sender thread CPU time per message (ns): the sender-side cost.
+    /// Sender thread CPU time per message (ns): the sender-side cost. For
+    /// ping-pong: the client's CPU time per round trip.
     pub sender_cpu_ns: f64,
-    /// Sender wall-clock time per message (ns), until its last send returned.
+    /// Sender wall-clock time per message (ns), until its last send
+    /// returned. For ping-pong: per round trip.
     pub sender_wall_ns: f64,
+    /// Sender CPU ns/msg of every timed pass (the figure above is the least).
+    #[serde(default)]
+    pub passes_cpu_ns: Vec<f64>,
     /// Ping-pong only.
     pub latency: Option<Latency>,
     /// Messages whose content receivers checked byte for byte.
@@ -227,6 +244,8 @@ pub(crate) mod tests {
             ring_entries: 128,
             uring_nop_ns: Some(100.0),
             elapsed_s: 1.5,
+            repeats: 3,
+            host_load: "0.50 0.40 0.30".into(),
         }
     }
 
@@ -239,6 +258,7 @@ pub(crate) mod tests {
             messages: 100,
             sender_cpu_ns: cpu,
             sender_wall_ns: cpu * 1.5,
+            passes_cpu_ns: vec![cpu, cpu * 1.1, cpu * 1.3],
             latency: (scenario == Scenario::P2pPingpong).then_some(Latency {
                 samples: 50,
                 min: cpu as u64 / 2,

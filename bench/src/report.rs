@@ -10,6 +10,9 @@ use crate::targets::{self, URING};
 pub const TCG_WARNING: &str = "TCG (software emulation): absolute numbers are not meaningful; \
      compare mechanisms only as ratios inside this run";
 
+/// The same, short enough for a plot.
+pub const TCG_PLOT_BANNER: &str = "TCG run: absolute numbers are not meaningful, only ratios";
+
 pub fn banner(meta: &Meta) -> String {
     if meta.is_tcg() {
         format!("*** {TCG_WARNING} ***")
@@ -188,7 +191,7 @@ fn sizes_ticks(zs: &[u32]) -> Vec<(f64, String)> {
 /// (file name, chart) for every plot of a run.
 pub fn charts(run: &Run) -> Vec<(String, Chart)> {
     let banner = if run.meta.is_tcg() {
-        TCG_WARNING.to_string()
+        TCG_PLOT_BANNER.to_string()
     } else {
         String::new()
     };
@@ -348,6 +351,11 @@ pub fn meta_table(m: &Meta) -> Table {
                 .map(|n| format!("{} ns/op", fmt_ns(n)))
                 .unwrap_or_else(|| "-".into()),
         ),
+        (
+            "timed passes",
+            format!("{} per stream measurement, the cheapest reported", m.repeats),
+        ),
+        ("host load average", m.host_load.clone()),
         ("suite time", format!("{:.1} s", m.elapsed_s)),
     ];
     for (k, v) in rows {

@@ -50,6 +50,8 @@ pub struct Config {
     pub entries: u32,
     /// Longest one measurement may take before the run is declared hung.
     pub deadline: Duration,
+    /// Timed passes per stream measurement (the cheapest is reported).
+    pub repeats: u32,
 }
 
 impl Config {
@@ -65,9 +67,9 @@ impl Config {
             }
         } else {
             Counts {
-                stream_msgs: 20_000,
-                stream_bytes: 32 << 20,
-                stream_min_msgs: 500,
+                stream_msgs: 10_000,
+                stream_bytes: 16 << 20,
+                stream_min_msgs: 400,
                 check_msgs: 256,
                 pingpong_rounds: 2000,
                 pingpong_warmup: 100,
@@ -92,6 +94,7 @@ impl Config {
             depth: 8,
             entries: 128,
             deadline: Duration::from_secs(if quick { 120 } else { 900 }),
+            repeats: if quick { 1 } else { 3 },
         }
     }
 
@@ -197,6 +200,11 @@ fn ping_fabric(cfg: &Config, mech: &str, size: u32) -> Result<Box<dyn PingFabric
     })
 }
 
+/// Threads are named so that profiles tell senders from receivers.
+fn named(name: &str) -> std::thread::Builder {
+    std::thread::Builder::new().name(name.to_string())
+}
+
 /// What a stream measurement yields.
 #[derive(Debug)]
 struct StreamOut {
@@ -221,7 +229,7 @@ fn stream(
     let done = Barrier::new(receivers + 1);
     let broken = AtomicBool::new(false);
     std::thread::scope(|sc| {
-        let sender = sc.spawn(|| -> Result<StreamOut> {
+        let sender = named("tx").spawn_scoped(sc, || -> Result<StreamOut> {
             let tx = fabric.tx();
             if tx.is_err() {
                 broken.store(true, Ordering::SeqCst);
@@ -265,11 +273,11 @@ fn stream(
             // every receiver is done.
             done.wait();
             r.map(|(out, _tx)| out)
-        });
+        })?;
         let rxs: Vec<_> = (0..receivers)
             .map(|i| {
                 let (ready, go, done, broken) = (&ready, &go, &done, &broken);
-                sc.spawn(move || -> Result<Vec<u64>> {
+                named(&format!("rx{i}")).spawn_scoped(sc, move || -> Result<Vec<u64>> {
                     ready.wait();
                     let rx = fabric.rx(i);
                     if rx.is_err() {
@@ -313,7 +321,7 @@ fn stream(
                     r.map(|(seen, _rx)| seen)
                 })
             })
-            .collect();
+            .collect::<std::io::Result<Vec<_>>>()?;
         let out = sender.join().map_err(|_| anyhow!("sender panicked"))?;
         let mut all = Vec::new();
         let mut first_err = None;
@@ -355,7 +363,7 @@ fn pingpong(
     let broken = AtomicBool::new(false);
     let total = warmup + rounds;
     std::thread::scope(|sc| {
-        let client = sc.spawn(|| -> Result<(Recorder, StreamOut)> {
+        let client = named("client").spawn_scoped(sc, || -> Result<(Recorder, StreamOut)> {
             let peer = f.client();
             if peer.is_err() {
                 broken.store(true, Ordering::SeqCst);
@@ -408,8 +416,8 @@ fn pingpong(
             }
             done.wait();
             r.map(|(rec, out, _peer)| (rec, out))
-        });
-        let server = sc.spawn(|| -> Result<()> {
+        })?;
+        let server = named("server").spawn_scoped(sc, || -> Result<()> {
             ready.wait();
             let peer = f.server();
             if peer.is_err() {
@@ -448,7 +456,7 @@ fn pingpong(
             }
             done.wait();
             r.map(|_| ())
-        });
+        })?;
         let c = client.join().map_err(|_| anyhow!("client panicked"))?;
         let s = server.join().map_err(|_| anyhow!("server panicked"))?;
         s?;
@@ -472,6 +480,7 @@ fn measure(
         messages: 0,
         sender_cpu_ns: 0.0,
         sender_wall_ns: 0.0,
+        passes_cpu_ns: vec![],
         latency: None,
         verified_full: 0,
         verified_seq: 0,
@@ -499,14 +508,20 @@ fn measure(
     stream(f.as_ref(), r, z, c.check_msgs, every, true)?;
     drop(f);
     let n = cfg.stream_len(size, receivers);
-    let f = fabric(cfg, s, mech, size, receivers)?;
-    let out = stream(f.as_ref(), r, z, n, every, false)?;
+    for _ in 0..cfg.repeats.max(1) {
+        let f = fabric(cfg, s, mech, size, receivers)?;
+        let out = stream(f.as_ref(), r, z, n, every, false)?;
+        let cpu = out.cpu_ns as f64 / n as f64;
+        if m.passes_cpu_ns.iter().all(|&c| cpu < c) {
+            m.sender_cpu_ns = cpu;
+            m.sender_wall_ns = out.wall_ns as f64 / n as f64;
+        }
+        m.passes_cpu_ns.push(cpu);
+    }
     let copies = if every { receivers as u64 } else { 1 };
     m.messages = n;
-    m.sender_cpu_ns = out.cpu_ns as f64 / n as f64;
-    m.sender_wall_ns = out.wall_ns as f64 / n as f64;
     m.verified_full = c.check_msgs * copies;
-    m.verified_seq = n * copies;
+    m.verified_seq = n * copies * cfg.repeats.max(1) as u64;
     Ok(m)
 }
 

@@ -156,6 +156,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
 
     let accel = vm::detect_accel();
     println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("[bench] host load average: {}", host_load());
     let vm_json = raw.join("vm.json");
     let mut exec = vec![bin.display().to_string(), "run".to_string()];
     exec.extend(select.iter().cloned());
@@ -173,6 +174,8 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         },
         "--expect-kernel".into(),
         built.release.clone(),
+        "--host-load".into(),
+        host_load(),
     ]);
     let spec = VmSpec {
         kernel: &built,
@@ -211,6 +214,14 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// The host's 1, 5 and 15 minute load averages: an emulated guest's
+/// timings suffer from other work on the host.
+fn host_load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Where the rendered outputs go.
