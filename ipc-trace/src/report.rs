@@ -125,6 +125,9 @@ pub struct Bucket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Histogram {
     pub name: String,
+    /// The channel mode of a send->recv histogram.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
     pub unit: &'static str,
     pub count: u64,
     pub buckets: Vec<Bucket>,
@@ -150,6 +153,7 @@ impl Histogram {
         };
         Histogram {
             name,
+            mode: None,
             unit: "ns",
             count: slots.iter().sum(),
             buckets,
@@ -219,7 +223,10 @@ impl Report {
         let latency = MODES
             .iter()
             .zip(raw.ipc_lat.iter())
-            .map(|(m, s)| Histogram::from_slots(format!("send->recv {m}"), s))
+            .map(|(m, s)| Histogram {
+                mode: Some(m),
+                ..Histogram::from_slots(format!("send->recv {m}"), s)
+            })
             .collect();
         let mq = MQ_KINDS
             .iter()
@@ -249,9 +256,7 @@ impl Report {
     }
 
     pub fn latency(&self, mode: &str) -> Option<&Histogram> {
-        self.latency
-            .iter()
-            .find(|h| h.name.strip_prefix("send->recv ") == Some(mode))
+        self.latency.iter().find(|h| h.mode == Some(mode))
     }
 
     pub fn mq(&self, kind: &str) -> Option<&MqReport> {
@@ -464,6 +469,8 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&b.to_json()).unwrap();
         assert_eq!(json["channels"][0]["sent"], 6);
         assert_eq!(json["channels"][0]["mode"], "unicast");
+        assert_eq!(json["latency"][1]["mode"], "broadcast");
+        assert_eq!(b.latency("multicast").map(|h| h.count), Some(0));
     }
 
     #[test]
