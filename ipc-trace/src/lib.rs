@@ -125,6 +125,13 @@ pub fn tracefs_events() -> Result<PathBuf> {
         };
         if r != 0 {
             let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) {
+                return Err(Error::Unsupported(format!(
+                    "{} is not accessible: tracing needs root (or CAP_BPF, CAP_PERFMON and \
+                     access to tracefs)",
+                    target.display()
+                )));
+            }
             return Err(Error::Unsupported(format!(
                 "tracefs is not mounted and mounting it on {} failed: {e}",
                 target.display()
@@ -159,6 +166,12 @@ pub fn probe() -> Result<Features> {
         ));
     }
     let events = tracefs_events()?;
+    if let Err(e) = std::fs::read_dir(&events) {
+        return Err(Error::Unsupported(format!(
+            "cannot read {}: {e} (tracing needs root)",
+            events.display()
+        )));
+    }
     let send = event_format(&events, "io_uring", "io_uring_ipc_send");
     let recv = event_format(&events, "io_uring", "io_uring_ipc_recv");
     let ipc = send.is_some() && recv.is_some();
