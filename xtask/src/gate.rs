@@ -342,6 +342,8 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
         println!("[gate] {} is stale; recreating it", path.display());
         std::fs::remove_dir_all(path)?;
     }
+    // `worktree add/prune` edit the shared repository's list of worktrees.
+    let _lock = kernel::TreeLock::acquire()?;
     println!("[gate] creating worktree {} (a minute)", path.display());
     let _ = git(sh, src).args(["worktree", "prune"]).run();
     git(sh, src)
@@ -355,9 +357,8 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
 impl Trees {
     /// Worktrees ready at base and at the tip of the series. A patch that
     /// does not apply is a finding (Err inside Ok), not an error of the tool.
-    /// Holds target/kernel/.lock while it works on the shared repository.
+    /// The caller holds the GateLock.
     pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<Trees, Finding>> {
-        let _lock = kernel::TreeLock::acquire()?;
         let base = gate_dir().join("base");
         let series = gate_dir().join("series");
         std::fs::create_dir_all(gate_dir())?;
