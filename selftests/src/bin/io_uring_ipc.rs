@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, RingView, Subscription};
+use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, MsgInfo, RingView, Subscription};
 use liburing_ipc::opcode::{self, Sqe};
 use liburing_ipc::uapi::io_uring::*;
 use liburing_ipc::{Error, Ring};
@@ -1475,6 +1475,114 @@ fn tracepoints_report_send_and_recv() -> TestResult {
     Ok(())
 }
 
+fn broadcast_bad_buffer_loses_only_its_copy() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let a = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    ring.ipc_send(tx.id, b"one")?;
+    ring.ipc_send(tx.id, b"two")?;
+    check_eq!(recv_raw(&mut ring, a.id, 8 as *mut u8, 64)?, -libc::EFAULT);
+    // a lost "one" like a datagram; b still gets both, a the next one.
+    check_eq!(recv_msg(&mut ring, a.id, 64)?, b"two".to_vec());
+    check_eq!(recv_msg(&mut ring, b.id, 64)?, b"one".to_vec());
+    check_eq!(recv_msg(&mut ring, b.id, 64)?, b"two".to_vec());
+    // Every slot is free again.
+    for i in 0..8u64 {
+        ring.ipc_send(tx.id, &i.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+fn bad_msg_info_keeps_the_message() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    ring.ipc_send(s.id, b"with info")?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut ring,
+        ipc::recv(s.id, buf.as_mut_ptr(), 64)
+            .info(4096 as *mut MsgInfo)
+            .nonblock()
+            .user_data(9),
+    )?;
+    ring.submit()?;
+    check_eq!(ring.wait_for(9)?.res, -libc::EFAULT);
+    let (n, info) = ring.ipc_recv_info(s.id, &mut buf)?;
+    check_eq!(n, 9);
+    check_eq!(info.len, 9);
+    check!(&buf[..9] == b"with info", "payload differs");
+    Ok(())
+}
+
+fn ring_stays_in_one_ipc_namespace() -> TestResult {
+    if euid() != 0 {
+        skip!("needs root for unshare(CLONE_NEWIPC)");
+    }
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let shared: *mut Ring = &mut ring;
+    let child = fork_child(move || {
+        // SAFETY: unshare on this single-threaded child.
+        if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+            return 2;
+        }
+        // SAFETY: the child's own copy of `ring`, see fork_shares_the_ring.
+        let r = unsafe { &mut *shared };
+        let cfg = ChannelConfig::new(Delivery::Unicast, 8, 64);
+        if errno_of(r.ipc_create(&cfg)) != Some(libc::EXDEV) {
+            return 10;
+        }
+        if errno_of(r.ipc_attach(Attach::Id(ch), IOIPC_SUB_RECV)) != Some(libc::EXDEV) {
+            return 11;
+        }
+        // The ring knows its own channels wherever it is used from.
+        match r.ipc_destroy(ch) {
+            Ok(()) => 0,
+            Err(_) => 12,
+        }
+    })?;
+    let code = child.wait()?;
+    check!(
+        code == 0,
+        "child check {code} failed (10: create, 11: attach not EXDEV, 12: destroy)"
+    );
+    expect_errno(
+        attach(&ring, ch, IOIPC_SUB_RECV),
+        libc::ENOENT,
+        "attach after destroy from the other namespace",
+    )
+}
+
+fn sender_detach_is_not_hup_for_others() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 2, 64)?;
+    let a = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let b = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    ring.ipc_send(a.id, b"1")?;
+    ring.ipc_send(a.id, b"2")?;
+    let pollout = libc::POLLOUT as u32;
+    push(
+        &mut ring,
+        opcode::poll_add(b.fd.as_raw_fd(), pollout).user_data(40),
+    )?;
+    ring.submit()?;
+    ring.ipc_detach(a.id)?;
+    std::thread::sleep(Duration::from_millis(100));
+    check!(
+        ring.pop_cqe().is_none(),
+        "b's poll completed when a detached"
+    );
+    check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"1".to_vec());
+    let c = ring.wait_for(40)?;
+    check_eq!(c.res as u32 & pollout, pollout);
+    check_eq!(c.res as u32 & (libc::POLLHUP | libc::POLLERR) as u32, 0);
+    Ok(())
+}
+
 fn main() {
     Suite::new(
         "io_uring_ipc",
@@ -1522,6 +1630,10 @@ fn main() {
             create_fault_leaves_no_channel,
             epoll_mod_and_hup,
             tracepoints_report_send_and_recv,
+            broadcast_bad_buffer_loses_only_its_copy,
+            bad_msg_info_keeps_the_message,
+            ring_stays_in_one_ipc_namespace,
+            sender_detach_is_not_hup_for_others,
         ],
     )
     .probe(probe)
