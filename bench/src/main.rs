@@ -65,6 +65,9 @@ enum Cmd {
     List {
         #[command(flatten)]
         select: Select,
+        /// Print only the number of progress lines `run` prints.
+        #[arg(long)]
+        steps: bool,
     },
     /// Render results into tables, plots and a report.
     Render {
@@ -124,8 +127,12 @@ fn load(path: &PathBuf) -> Result<Run> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::List { select } => {
+        Cmd::List { select, steps } => {
             let cfg = suite::Config::new(select.quick, select.filter);
+            if steps {
+                println!("{}", cfg.steps());
+                return Ok(());
+            }
             for (s, m, z, r) in cfg.plan() {
                 println!("{}", measurement_id(s, m, z, r));
             }

@@ -122,6 +122,14 @@ impl Config {
         v
     }
 
+    /// Progress steps of a run: every measurement once, streams once more
+    /// per further round (measurements that get skipped count too).
+    pub fn steps(&self) -> usize {
+        let plan = self.plan();
+        let streams = plan.iter().filter(|p| p.0 != Scenario::P2pPingpong).count();
+        plan.len() + streams * (self.repeats.max(1) as usize - 1)
+    }
+
     /// Messages of one timed stream.
     pub fn stream_len(&self, size: u32, receivers: u32) -> u64 {
         let c = &self.counts;
@@ -464,27 +472,18 @@ fn pingpong(
     })
 }
 
+/// One round of a measurement. The first round (`prev` None) runs the
+/// check pass and a timed pass; later rounds of a stream run another timed
+/// pass and keep the cheaper figure.
 fn measure(
     cfg: &Config,
     s: Scenario,
     mech: &str,
     size: u32,
     receivers: u32,
+    prev: Option<Measurement>,
 ) -> Result<Measurement> {
     let c = &cfg.counts;
-    let mut m = Measurement {
-        scenario: s,
-        mechanism: mech.to_string(),
-        size,
-        receivers,
-        messages: 0,
-        sender_cpu_ns: 0.0,
-        sender_wall_ns: 0.0,
-        passes_cpu_ns: vec![],
-        latency: None,
-        verified_full: 0,
-        verified_seq: 0,
-    };
     let z = size as usize;
     if s == Scenario::P2pPingpong {
         let f = ping_fabric(cfg, mech, size)?;
@@ -492,36 +491,56 @@ fn measure(
         let lat = rec
             .summary()
             .ok_or_else(|| anyhow!("no round trip recorded"))?;
+        let per = |ns: u64| ns as f64 / c.pingpong_rounds.max(1) as f64;
         // Per round trip, on the client: one send and one receive.
-        m.messages = c.pingpong_rounds;
-        m.sender_cpu_ns = out.cpu_ns as f64 / c.pingpong_rounds.max(1) as f64;
-        m.sender_wall_ns = out.wall_ns as f64 / c.pingpong_rounds.max(1) as f64;
-        m.latency = Some(lat);
-        m.verified_full = c.pingpong_warmup * 2;
-        m.verified_seq = c.pingpong_rounds * 2;
-        return Ok(m);
+        return Ok(Measurement {
+            scenario: s,
+            mechanism: mech.to_string(),
+            size,
+            receivers,
+            messages: c.pingpong_rounds,
+            sender_cpu_ns: per(out.cpu_ns),
+            sender_wall_ns: per(out.wall_ns),
+            passes_cpu_ns: vec![per(out.cpu_ns)],
+            latency: Some(lat),
+            verified_full: c.pingpong_warmup * 2,
+            verified_seq: c.pingpong_rounds * 2,
+        });
     }
     let every = s != Scenario::Multicast;
     let r = receivers as usize;
-    // Check pass: every byte of every message verified, then the timed pass.
-    let f = fabric(cfg, s, mech, size, receivers)?;
-    stream(f.as_ref(), r, z, c.check_msgs, every, true)?;
-    drop(f);
-    let n = cfg.stream_len(size, receivers);
-    for _ in 0..cfg.repeats.max(1) {
-        let f = fabric(cfg, s, mech, size, receivers)?;
-        let out = stream(f.as_ref(), r, z, n, every, false)?;
-        let cpu = out.cpu_ns as f64 / n as f64;
-        if m.passes_cpu_ns.iter().all(|&c| cpu < c) {
-            m.sender_cpu_ns = cpu;
-            m.sender_wall_ns = out.wall_ns as f64 / n as f64;
-        }
-        m.passes_cpu_ns.push(cpu);
-    }
     let copies = if every { receivers as u64 } else { 1 };
-    m.messages = n;
-    m.verified_full = c.check_msgs * copies;
-    m.verified_seq = n * copies * cfg.repeats.max(1) as u64;
+    let n = cfg.stream_len(size, receivers);
+    let mut m = match prev {
+        Some(m) => m,
+        None => {
+            // Check pass: every byte of every message verified.
+            let f = fabric(cfg, s, mech, size, receivers)?;
+            stream(f.as_ref(), r, z, c.check_msgs, every, true)?;
+            Measurement {
+                scenario: s,
+                mechanism: mech.to_string(),
+                size,
+                receivers,
+                messages: n,
+                sender_cpu_ns: f64::INFINITY,
+                sender_wall_ns: 0.0,
+                passes_cpu_ns: vec![],
+                latency: None,
+                verified_full: c.check_msgs * copies,
+                verified_seq: 0,
+            }
+        }
+    };
+    let f = fabric(cfg, s, mech, size, receivers)?;
+    let out = stream(f.as_ref(), r, z, n, every, false)?;
+    let cpu = out.cpu_ns as f64 / n as f64;
+    if cpu < m.sender_cpu_ns {
+        m.sender_cpu_ns = cpu;
+        m.sender_wall_ns = out.wall_ns as f64 / n as f64;
+    }
+    m.passes_cpu_ns.push(cpu);
+    m.verified_seq += n * copies;
     Ok(m)
 }
 
@@ -584,55 +603,92 @@ pub fn run(cfg: &Config, meta: Meta, out: std::path::PathBuf) -> Result<Run> {
         );
     }
     let plan = cfg.plan();
-    println!("# {} measurements", plan.len());
-    for (s, mech, size, r) in plan {
-        let id = measurement_id(s, mech, size, r);
-        println!("  BENCH   {id}");
-        let _ = std::io::stdout().flush();
-        if mech == URING {
-            if let Some(why) = &uring_missing {
-                println!("# SKIP {id}: {why}");
-                state.lock().unwrap().run.skipped.push(Skip {
-                    id,
-                    reason: why.clone(),
-                });
-                continue;
-            }
-        }
-        state.lock().unwrap().current = Some(id.clone());
-        *started.lock().unwrap() = Instant::now();
-        let res = measure(cfg, s, mech, size, r);
-        let mut st = state.lock().unwrap();
-        st.current = None;
-        match res {
-            Ok(m) => {
-                match &m.latency {
-                    Some(l) => println!("# {id}: rtt p50 {} ns, p99 {} ns", l.p50, l.p99),
-                    None => println!(
-                        "# {id}: {:.0} ns/msg sender cpu, {:.0} ns/msg wall",
-                        m.sender_cpu_ns, m.sender_wall_ns
-                    ),
+    println!("# {} measurements, {} round(s)", plan.len(), cfg.repeats);
+    // Rounds over the whole plan rather than repeats back to back, so that
+    // a stretch of interference from outside hits every mechanism alike.
+    for round in 0..cfg.repeats.max(1) {
+        for &(s, mech, size, r) in &plan {
+            let id = measurement_id(s, mech, size, r);
+            let prev = if round == 0 {
+                None
+            } else {
+                let st = state.lock().unwrap();
+                match st.run.results.iter().find(|m| {
+                    m.scenario == s && m.mechanism == mech && m.size == size && m.receivers == r
+                }) {
+                    Some(m) if s != Scenario::P2pPingpong => Some(m.clone()),
+                    _ => continue,
                 }
-                st.run.results.push(m);
+            };
+            if round == 0 {
+                println!("  BENCH   {id}");
+            } else {
+                println!("  BENCH   {id} (round {})", round + 1);
             }
-            Err(e) if e.downcast_ref::<Unavailable>().is_some() => {
-                println!("# SKIP {id}: {e:#}");
-                st.run.skipped.push(Skip {
-                    id,
-                    reason: format!("{e:#}"),
-                });
+            let _ = std::io::stdout().flush();
+            if mech == URING {
+                if let Some(why) = &uring_missing {
+                    println!("# SKIP {id}: {why}");
+                    state.lock().unwrap().run.skipped.push(Skip {
+                        id,
+                        reason: why.clone(),
+                    });
+                    continue;
+                }
             }
-            Err(e) => {
-                println!("# FAIL {id}: {e:#}");
-                st.run.failed.push(Failure {
-                    id,
-                    error: format!("{e:#}"),
-                });
+            state.lock().unwrap().current = Some(id.clone());
+            *started.lock().unwrap() = Instant::now();
+            let res = measure(cfg, s, mech, size, r, prev);
+            let mut st = state.lock().unwrap();
+            st.current = None;
+            match res {
+                Ok(m) => {
+                    match &m.latency {
+                        Some(l) => println!("# {id}: rtt p50 {} ns, p99 {} ns", l.p50, l.p99),
+                        None => println!(
+                            "# {id}: {:.0} ns/msg sender cpu (best of {}), {:.0} ns/msg wall",
+                            m.sender_cpu_ns,
+                            m.passes_cpu_ns.len(),
+                            m.sender_wall_ns
+                        ),
+                    }
+                    st.run.results.retain(|x| {
+                        !(x.scenario == s
+                            && x.mechanism == mech
+                            && x.size == size
+                            && x.receivers == r)
+                    });
+                    st.run.results.push(m);
+                }
+                Err(e) if e.downcast_ref::<Unavailable>().is_some() => {
+                    println!("# SKIP {id}: {e:#}");
+                    st.run.skipped.push(Skip {
+                        id,
+                        reason: format!("{e:#}"),
+                    });
+                }
+                Err(e) => {
+                    println!("# FAIL {id}: {e:#}");
+                    st.run.failed.push(Failure {
+                        id,
+                        error: format!("{e:#}"),
+                    });
+                }
             }
+            st.run.meta.elapsed_s = t_start.elapsed().as_secs_f64();
+            st.save()?;
         }
-        st.run.meta.elapsed_s = t_start.elapsed().as_secs_f64();
-        st.save()?;
     }
-    let st = state.lock().unwrap();
+    // Table order, whatever the order of the rounds.
+    let mut st = state.lock().unwrap();
+    let order: Vec<String> = plan
+        .iter()
+        .map(|&(s, m, z, r)| measurement_id(s, m, z, r))
+        .collect();
+    st.run.results.sort_by_key(|m| {
+        let id = measurement_id(m.scenario, &m.mechanism, m.size, m.receivers);
+        order.iter().position(|o| *o == id)
+    });
+    st.save()?;
     Ok(st.run.clone())
 }

@@ -128,10 +128,14 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let select = select_args(args);
     let select = &select;
     let ids = cmd!(sh, "{bin} list {select...}").quiet().read()?;
-    let total = ids.lines().count() as u64;
-    if total == 0 {
+    if ids.trim().is_empty() {
         bail!("no benchmark matches --filter {:?}", args.filter);
     }
+    let steps = cmd!(sh, "{bin} list --steps {select...}").quiet().read()?;
+    let total: u64 = steps
+        .trim()
+        .parse()
+        .with_context(|| format!("uring-ipc-bench list --steps printed {steps:?}"))?;
 
     let out = out_dir();
     let raw = out.join("raw");
@@ -141,9 +145,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
 
     let host_json = raw.join("host.json");
     if args.host {
-        println!(
-            "[bench] baselines on the host kernel ({total} measurements, io_uring IPC skips there)"
-        );
+        println!("[bench] baselines on the host kernel ({total} steps; io_uring IPC skips there)");
         let mut c = Command::new(&bin);
         c.arg("run")
             .args(select)
@@ -186,7 +188,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     };
     let budget = budget(args, &accel);
     println!(
-        "[vm] booting; {total} measurements{}; watchdog {}s",
+        "[vm] booting; {total} steps{}; watchdog {}s",
         if args.quick { " (quick)" } else { "" },
         budget.as_secs()
     );
