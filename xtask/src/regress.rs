@@ -138,6 +138,10 @@ impl Result1 {
 
 fn read_result(dir: &Path, t: &GuestTest) -> Option<Result1> {
     let exit = std::fs::read_to_string(dir.join(format!("{}.exit", t.name))).ok()?;
+    // The guest may be between creating the file and writing it.
+    if exit.trim().is_empty() {
+        return None;
+    }
     let log = std::fs::read_to_string(dir.join(format!("{}.dmesg", t.name))).unwrap_or_default();
     Some(Result1 {
         outcome: t.convention.judge(&exit),
