@@ -91,7 +91,13 @@ impl Table {
         };
         out.push_str(&cells(&self.header));
         let align: Vec<&str> = (0..cols)
-            .map(|c| if c == 0 { "---" } else { "---:" })
+            .map(|c| {
+                if c == 0 || self.align_left {
+                    "---"
+                } else {
+                    "---:"
+                }
+            })
             .collect();
         out.push_str(&format!("| {} |\n", align.join(" | ")));
         for r in &self.rows {
@@ -174,6 +180,7 @@ mod tests {
         t.align_left = true;
         t.row(vec!["kernel".into(), "6.12".into()]);
         assert!(t.render_text().contains("kernel  6.12\n"));
+        assert!(t.render_markdown().contains("| --- | --- |"));
     }
 
     #[test]

@@ -189,6 +189,7 @@ pub fn table(outcomes: &[Outcome]) -> Table {
             "verdict".into(),
         ],
     );
+    t.align_left = true;
     for o in outcomes {
         t.row(vec![
             o.goal.clone(),
