@@ -143,14 +143,38 @@ fn read_result(dir: &Path, t: &GuestTest) -> Option<Result1> {
         return None;
     }
     let log = std::fs::read_to_string(dir.join(format!("{}.dmesg", t.name))).unwrap_or_default();
+    let ktap = std::fs::read_to_string(dir.join(format!("{}.ktap", t.name))).unwrap_or_default();
     Some(Result1 {
-        outcome: t.convention.judge(&exit),
+        outcome: outcome_of(t, &exit, &ktap),
         exit: exit.trim().to_string(),
         splats: crate::splat::find(&log)
             .into_iter()
             .map(|s| s.headline)
             .collect(),
     })
+}
+
+/// A binary's outcome from its exit record and its KTAP: kselftest_harness
+/// exits 0 when every case skipped (an unpatched kernel), which is a skip,
+/// not a pass; any failed case fails it whatever the exit status.
+fn outcome_of(t: &GuestTest, exit: &str, ktap: &str) -> Outcome {
+    let by_exit = t.convention.judge(exit);
+    if by_exit == Outcome::Fail {
+        return by_exit;
+    }
+    let code = exit
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(-1);
+    let tally = crate::ktap::tally_binary(&t.name, ktap, &crate::ktap::Exit::Code(code));
+    if tally.failed > 0 {
+        Outcome::Fail
+    } else if tally.passed == 0 && tally.skipped > 0 {
+        Outcome::Skip
+    } else {
+        by_exit
+    }
 }
 
 /// Run `tests` on `kernel`, one VM per chunk: a VM runs tests until one
@@ -707,6 +731,27 @@ mod tests {
                 s.when == When::Always
             );
         }
+    }
+
+    #[test]
+    fn all_skipped_tap_is_a_skip() {
+        let t = GuestTest {
+            name: "mqueue.mq_peek_test".into(),
+            path: "/x".into(),
+            args: vec![],
+            convention: crate::guest::Convention::Kselftest,
+            timeout: None,
+            scratch: false,
+        };
+        let skipped = "TAP version 13\n1..2\nok 1 a # SKIP no syscall\nok 2 b # SKIP no syscall\n";
+        assert_eq!(outcome_of(&t, "exit 0", skipped), Outcome::Skip);
+        let mixed = "TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP no syscall\n";
+        assert_eq!(outcome_of(&t, "exit 0", mixed), Outcome::Pass);
+        let failed = "TAP version 13\n1..2\nok 1 a\nnot ok 2 b\n";
+        assert_eq!(outcome_of(&t, "exit 0", failed), Outcome::Fail);
+        let wrapped = crate::guest::to_ktap("x", "text\n", t.convention, "exit 0");
+        assert_eq!(outcome_of(&t, "exit 0", &wrapped), Outcome::Pass);
+        assert_eq!(outcome_of(&t, "timeout 60", mixed), Outcome::Fail);
     }
 
     #[test]
