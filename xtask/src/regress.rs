@@ -189,7 +189,7 @@ fn run_on_kernel(
     accel: &Accel,
 ) -> Result<BTreeMap<String, Result1>> {
     std::fs::create_dir_all(dir)?;
-    let xtask = guest_binary()?;
+    let xtask = crate::vm::guest_xtask(&crate::target_dir().join("regress"))?;
     let mut pending: VecDeque<&GuestTest> = tests
         .iter()
         .filter(|t| !dir.join(format!("{}.exit", t.name)).exists())
@@ -374,20 +374,6 @@ fn run_on_kernel(
         }
     }
     Ok(results)
-}
-
-/// A copy of this xtask binary for the guest to run. A long run outlives
-/// target/debug/xtask when cargo rebuilds it meanwhile (the running image is
-/// then "deleted"), so the guest gets a snapshot of the running one.
-fn guest_binary() -> Result<PathBuf> {
-    let copy = crate::target_dir().join("regress/xtask-guest");
-    if !copy.exists() {
-        std::fs::create_dir_all(copy.parent().unwrap())?;
-        let tmp = copy.with_extension("tmp");
-        std::fs::copy("/proc/self/exe", &tmp).context("copying /proc/self/exe")?;
-        std::fs::rename(&tmp, &copy)?;
-    }
-    Ok(copy)
 }
 
 /// One progress line per test that finished since the last call.

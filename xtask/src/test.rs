@@ -128,7 +128,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         tests: kselftests.clone(),
     }
     .write(&manifest)?;
-    let xtask = std::env::current_exe()?;
+    let xtask = vm::guest_xtask(&results)?;
     let mut exec: Vec<String> = vec![
         "env".to_string(),
         format!("URING_IPC_EXPECT_RELEASE={}", built.release),

@@ -1,9 +1,9 @@
 //! Booting the built kernel with virtme-ng.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::flags::{BuildArgs, VmArgs};
@@ -92,6 +92,19 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     }
     c.current_dir(crate::project_root());
     Ok(c)
+}
+
+/// A copy of the running xtask binary in `dir`, for the guest to run. Cargo
+/// may rebuild target/debug/xtask while a long VM run is going on, and the
+/// guest would then find the path gone; a fresh copy per run also never
+/// lags behind the host's binary.
+pub fn guest_xtask(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let copy = dir.join("xtask-guest");
+    let tmp = dir.join("xtask-guest.tmp");
+    std::fs::copy("/proc/self/exe", &tmp).context("copying /proc/self/exe")?;
+    std::fs::rename(&tmp, &copy)?;
+    Ok(copy)
 }
 
 pub fn describe(accel: &Accel, cpus: u32, built: &Built) -> String {
