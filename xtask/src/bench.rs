@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::{BenchArgs, BuildArgs, Profile};
+use crate::flags::{BenchArgs, Profile};
 use crate::progress::{fmt_duration, Progress};
 use crate::vm::{self, Accel, VmSpec};
 
@@ -114,14 +114,7 @@ fn verdict(what: &str, status: Option<ExitStatus>, json: &Path) -> Option<String
 
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: args.profile,
-            jobs: None,
-            force: false,
-        },
-    )?;
+    let built = crate::kernel::build_profile(sh, args.profile)?;
     println!("[bench] cargo build --release -p uring-ipc-bench");
     cmd!(sh, "cargo build --quiet --release -p uring-ipc-bench").run()?;
     let bin = crate::target_dir().join("release/uring-ipc-bench");

@@ -301,29 +301,19 @@ pub fn gate_dir() -> PathBuf {
 /// worktrees (a bisect moves the series worktree from commit to commit).
 /// Separate from target/kernel/.lock, which only covers single builds.
 pub struct GateLock {
-    _file: std::fs::File,
+    _lock: crate::lock::FileLock,
 }
 
 impl GateLock {
     pub fn acquire() -> Result<GateLock> {
-        use std::os::fd::AsRawFd;
-        std::fs::create_dir_all(gate_dir())?;
-        let path = gate_dir().join(".lock");
-        let f =
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        // SAFETY: the descriptor belongs to `f`, open for this whole call.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            println!(
+        crate::lock::FileLock::acquire(
+            &gate_dir().join(".lock"),
+            &format!(
                 "[gate] another xtask is using {}; waiting for it",
                 gate_dir().display()
-            );
-            // SAFETY: as above; a blocking flock on a valid descriptor.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .with_context(|| format!("locking {}", path.display()));
-            }
-        }
-        Ok(GateLock { _file: f })
+            ),
+        )
+        .map(|l| GateLock { _lock: l })
     }
 }
 

@@ -446,28 +446,29 @@ pub(crate) fn make_env(cmd: &mut Command) {
 /// xtask processes (say `test` and `bench` in two terminals) must not run
 /// `git am` or `make` in the same tree at once. Released when dropped.
 pub struct TreeLock {
-    _file: std::fs::File,
+    _lock: crate::lock::FileLock,
 }
 
 impl TreeLock {
     pub fn acquire() -> Result<TreeLock> {
-        use std::os::fd::AsRawFd;
-        std::fs::create_dir_all(kernel_dir())?;
-        let path = kernel_dir().join(".lock");
-        let f =
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let fd = f.as_raw_fd();
-        // SAFETY: fd is an open descriptor owned by `f` for this whole call.
-        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            println!("[build] another xtask is using target/kernel; waiting for it");
-            // SAFETY: as above; a blocking flock on a valid descriptor.
-            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .with_context(|| format!("locking {}", path.display()));
-            }
-        }
-        Ok(TreeLock { _file: f })
+        crate::lock::FileLock::acquire(
+            &kernel_dir().join(".lock"),
+            "[build] another xtask is using target/kernel; waiting for it",
+        )
+        .map(|l| TreeLock { _lock: l })
     }
+}
+
+/// `build` with the defaults: what `vm`, `bench` and `trace` boot.
+pub fn build_profile(sh: &Shell, profile: Profile) -> Result<Built> {
+    build(
+        sh,
+        &BuildArgs {
+            profile,
+            jobs: None,
+            force: false,
+        },
+    )
 }
 
 pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {

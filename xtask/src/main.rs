@@ -11,6 +11,7 @@ mod kernel;
 mod kselftest;
 mod ktap;
 mod liburing;
+mod lock;
 mod patches;
 mod patchfmt;
 mod progress;

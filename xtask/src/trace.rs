@@ -7,7 +7,7 @@ use std::process::Stdio;
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::{BuildArgs, TraceArgs};
+use crate::flags::TraceArgs;
 use crate::vm::{self, VmSpec};
 
 pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
@@ -21,14 +21,7 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         );
     }
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: args.profile,
-            jobs: None,
-            force: false,
-        },
-    )?;
+    let built = crate::kernel::build_profile(sh, args.profile)?;
     // The tracer, its workload and the selftests (the usual things to trace).
     println!("[trace] cargo build --release -p ipc-trace -p selftests");
     cmd!(

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::flags::{BuildArgs, VmArgs};
+use crate::flags::VmArgs;
 use crate::kernel::Built;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,14 +120,7 @@ pub fn describe(accel: &Accel, cpus: u32, built: &Built) -> String {
 
 pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: args.profile,
-            jobs: None,
-            force: false,
-        },
-    )?;
+    let built = crate::kernel::build_profile(sh, args.profile)?;
     let accel = detect_accel();
     println!("{}", describe(&accel, args.cpus, &built));
     let spec = VmSpec {
