@@ -12,7 +12,14 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' patches/base.toml)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 
-known() { apt-cache madison "$pkg" 2>/dev/null | grep -qF "$version"; }
+# madison writes one line per version; `grep -q` would stop reading at the
+# first match and, under pipefail, a SIGPIPE in apt-cache would turn a hit
+# into a miss. Read the whole list first.
+known() {
+    local versions
+    versions=$(apt-cache madison "$pkg" 2>/dev/null || true)
+    grep -qF " $version " <<<"$versions"
+}
 
 if known; then
     echo "debian-source: apt knows $pkg $version"
@@ -25,6 +32,7 @@ if known; then
 fi
 if ! grep -q '^ID=ubuntu' /etc/os-release; then
     echo "debian-source: apt does not know $pkg $version and this is not Ubuntu;" >&2
+    echo "  apt knows: $(apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' '{print $2}' | tr '\n' ' ')" >&2
     echo "  add Debian bookworm(-security) to the apt sources, or pin another version in patches/base.toml" >&2
     exit 1
 fi
