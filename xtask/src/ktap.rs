@@ -33,9 +33,15 @@ pub fn parse_result(line: &str) -> Option<CaseResult> {
         None => (rest, ""),
     };
     let number: u32 = num.parse().ok()?;
-    let (name, directive) = match rest.split_once(" # ") {
-        Some((n, d)) => (n.trim(), Some(d.trim())),
-        None => (rest.trim_end_matches(" #").trim(), None),
+    // The directive follows " # ", or a bare "# " when the case has no name
+    // (`ok 2 # SKIP why`, as some kselftests print).
+    let (name, directive) = if let Some(d) = rest.strip_prefix('#') {
+        ("", Some(d.trim()))
+    } else {
+        match rest.split_once(" # ") {
+            Some((n, d)) => (n.trim(), Some(d.trim())),
+            None => (rest.trim_end_matches(" #").trim(), None),
+        }
     };
     let skip = directive.and_then(|d| {
         let upper = d.to_ascii_uppercase();
@@ -201,6 +207,13 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Skip("no 32-bit toolchain".into()));
         let c = parse_result("ok 4 x # skip lower").unwrap();
         assert_eq!(c.verdict, Verdict::Skip("lower".into()));
+        let c = parse_result("ok 5 # SKIP unnamed").unwrap();
+        assert_eq!(
+            (c.number, c.name.as_str(), c.verdict),
+            (5, "", Verdict::Skip("unnamed".into()))
+        );
+        let c = parse_result("not ok 6 # TIMEOUT").unwrap();
+        assert_eq!((c.name.as_str(), c.verdict), ("", Verdict::Fail));
         assert!(parse_result("# ok 1 comment").is_none());
         assert!(parse_result("okay 1 x").is_none());
         assert!(parse_result("ok x name").is_none());
