@@ -358,7 +358,7 @@ impl fmt::Display for Report {
         } else {
             writeln!(
                 f,
-                "{:>7} {:<9} | {:>8} {:>10} {:>7} {:>5} {:>5} | {:>8} {:>10} {:>6} {:>5} {:>5} | {:>8} {:>9}",
+                "{:>7} {:<11} | {:>8} {:>10} {:>7} {:>5} {:>5} | {:>8} {:>10} {:>6} {:>5} {:>5} | {:>8} {:>9}",
                 "channel", "mode", "sent", "bytes", "ENOBUFS", "EPIPE", "other",
                 "recv", "bytes", "EAGAIN", "EPIPE", "other", "matched", "unmatched"
             )?;
@@ -369,7 +369,7 @@ impl fmt::Display for Report {
                 };
                 writeln!(
                     f,
-                    "{:>7} {:<9} | {:>8} {:>10} {:>7} {:>5} {:>5} | {:>8} {:>10} {:>6} {:>5} {:>5} | {:>8} {:>9}",
+                    "{:>7} {:<11} | {:>8} {:>10} {:>7} {:>5} {:>5} | {:>8} {:>10} {:>6} {:>5} {:>5} | {:>8} {:>9}",
                     c.id, mode, c.sent, c.sent_bytes, c.send_enobufs, c.send_epipe,
                     c.send_other_errors, c.received, c.received_bytes, c.recv_eagain,
                     c.recv_epipe, c.recv_other_errors, c.latency_matched, c.latency_unmatched
