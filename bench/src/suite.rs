@@ -609,13 +609,14 @@ pub fn run(cfg: &Config, meta: Meta, out: std::path::PathBuf) -> Result<Run> {
     for round in 0..cfg.repeats.max(1) {
         for &(s, mech, size, r) in &plan {
             let id = measurement_id(s, mech, size, r);
+            let same = |x: &Measurement| {
+                x.scenario == s && x.mechanism == mech && x.size == size && x.receivers == r
+            };
             let prev = if round == 0 {
                 None
             } else {
                 let st = state.lock().unwrap();
-                match st.run.results.iter().find(|m| {
-                    m.scenario == s && m.mechanism == mech && m.size == size && m.receivers == r
-                }) {
+                match st.run.results.iter().find(|x| same(x)) {
                     Some(m) if s != Scenario::P2pPingpong => Some(m.clone()),
                     _ => continue,
                 }
@@ -652,12 +653,7 @@ pub fn run(cfg: &Config, meta: Meta, out: std::path::PathBuf) -> Result<Run> {
                             m.sender_wall_ns
                         ),
                     }
-                    st.run.results.retain(|x| {
-                        !(x.scenario == s
-                            && x.mechanism == mech
-                            && x.size == size
-                            && x.receivers == r)
-                    });
+                    st.run.results.retain(|x| !same(x));
                     st.run.results.push(m);
                 }
                 Err(e) if e.downcast_ref::<Unavailable>().is_some() => {

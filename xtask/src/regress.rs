@@ -162,12 +162,7 @@ fn outcome_of(t: &GuestTest, exit: &str, ktap: &str) -> Outcome {
     if by_exit == Outcome::Fail {
         return by_exit;
     }
-    let code = exit
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(-1);
-    let tally = crate::ktap::tally_binary(&t.name, ktap, &crate::ktap::Exit::Code(code));
+    let tally = crate::ktap::tally_binary(&t.name, ktap, &crate::ktap::Exit::parse(exit));
     if tally.failed > 0 {
         Outcome::Fail
     } else if tally.passed == 0 && tally.skipped > 0 {
@@ -504,8 +499,6 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     });
 
     let root = crate::target_dir().join("regress");
-    // A fresh snapshot of this binary for the guests of this run.
-    let _ = std::fs::remove_file(root.join("xtask-guest"));
     let mut all: BTreeMap<&str, BTreeMap<String, Result1>> = BTreeMap::new();
     for (label, kernel) in [("base", &base), ("patched", &patched)] {
         let dir = root.join(label);
