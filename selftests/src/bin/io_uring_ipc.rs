@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, MsgInfo, RingView, Subscription};
 use liburing_ipc::opcode::{self, Sqe};
 use liburing_ipc::uapi::io_uring::*;
-use liburing_ipc::{Error, Ring};
+use liburing_ipc::{Cqe, Error, Ring};
 use selftests::util::{become_user, errno_name, euid, fork_child, pattern};
 use selftests::{cases, check, check_eq, skip, Outcome, Suite, TestResult};
 
@@ -1475,6 +1475,156 @@ fn tracepoints_report_send_and_recv() -> TestResult {
     Ok(())
 }
 
+/// The next completion of `ring` (a DEFER_TASKRUN ring: submit() runs its
+/// task work), or None after `ms` milliseconds.
+fn next_cqe_within(ring: &mut Ring, ms: u64) -> Result<Option<Cqe>, Error> {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    loop {
+        ring.submit()?;
+        if let Some(c) = ring.pop_cqe() {
+            return Ok(Some(c));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A message for a receiver with several IPC_RECV parked issues one of them
+/// again, not all: the others are not re-armed.
+fn message_wakes_one_parked_recv() -> TestResult {
+    let Some(t) = tracefs() else {
+        skip!("no tracefs events (kernel without event tracing)");
+    };
+    let arm = t.join("events/io_uring/io_uring_poll_arm");
+    if !arm.exists() {
+        skip!("the kernel has no io_uring_poll_arm tracepoint");
+    }
+    const PARKED: u64 = 8;
+    const UD: u64 = 0x1bc0_0000;
+    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
+    let mut tx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Multicast, 16, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = vec![[0u8; 64]; PARKED as usize];
+    for (i, b) in bufs.iter_mut().enumerate() {
+        push(
+            &mut rx_ring,
+            ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(UD + i as u64),
+        )?;
+    }
+    rx_ring.submit()?;
+    check!(
+        rx_ring.pop_cqe().is_none(),
+        "a recv completed on an empty channel"
+    );
+
+    std::fs::write(t.join("trace"), "")?;
+    std::fs::write(arm.join("enable"), "1")?;
+    let woke = (|| -> Result<Cqe, Error> {
+        tx_ring.ipc_send(tx.id, b"one")?;
+        let c = rx_ring.wait_cqe()?;
+        // Let whatever else the message woke run and park again.
+        std::thread::sleep(Duration::from_millis(50));
+        rx_ring.submit()?;
+        Ok(c)
+    })();
+    std::fs::write(arm.join("enable"), "0")?;
+    let c = woke?;
+    check_eq!(c.res, 3);
+    check!(
+        rx_ring.pop_cqe().is_none(),
+        "one message completed two recvs"
+    );
+    let text = std::fs::read_to_string(t.join("trace"))?;
+    let rearmed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" io_uring_poll_arm: "))
+        .filter(|l| {
+            let f = trace_fields(l);
+            let ud = f
+                .get("user_data")
+                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+            f.get("opcode").map(String::as_str) == Some("IPC_RECV")
+                && ud.is_some_and(|u| (UD..UD + PARKED).contains(&u))
+        })
+        .collect();
+    check!(
+        rearmed.is_empty(),
+        "{} parked recvs were issued again and re-armed:\n{}",
+        rearmed.len(),
+        rearmed.join("\n")
+    );
+
+    // Each further message still completes exactly one of the others.
+    for n in 1..PARKED {
+        tx_ring.ipc_send(tx.id, &pattern(n, 8))?;
+        let c = rx_ring.wait_cqe()?;
+        check_eq!(c.res, 8);
+        let i = (c.user_data - UD) as usize;
+        check_eq!(bufs[i][..8].to_vec(), pattern(n, 8));
+    }
+    check!(
+        rx_ring.pop_cqe().is_none(),
+        "more completions than messages"
+    );
+    Ok(())
+}
+
+/// A parked IPC_RECV that a message woke but that is cancelled before it
+/// runs passes the message on to the next parked one.
+fn cancelled_woken_recv_hands_message_on() -> TestResult {
+    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
+    let mut tx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    // One enter each: A is parked first, so the message wakes A.
+    push(
+        &mut rx_ring,
+        ipc::recv(rx.id, a.as_mut_ptr(), 64).user_data(1),
+    )?;
+    rx_ring.submit()?;
+    push(
+        &mut rx_ring,
+        ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(2),
+    )?;
+    rx_ring.submit()?;
+    check!(
+        rx_ring.pop_cqe().is_none(),
+        "a recv completed on an empty channel"
+    );
+    // A's task work waits for the next enter of rx_ring (DEFER_TASKRUN)...
+    tx_ring.ipc_send(tx.id, b"hand-off")?;
+    // ... which submits the cancel before it runs that task work.
+    push(&mut rx_ring, opcode::async_cancel(1, 0).user_data(3))?;
+    let c = rx_ring.wait_for(3)?;
+    let ra = rx_ring.wait_for(1)?;
+    check!(
+        c.res == 0 && ra.res == -libc::ECANCELED,
+        "cancel {} / recv A {}: A was not cancelled while woken",
+        c.res,
+        ra.res
+    );
+    match next_cqe_within(&mut rx_ring, 2000)? {
+        Some(rb) => {
+            check_eq!(rb.user_data, 2);
+            check_eq!(rb.res, 8);
+            check_eq!(&b[..8], b"hand-off");
+        }
+        None => {
+            return Err(Outcome::Fail(
+                "the message stayed queued: recv B was never woken".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn broadcast_bad_buffer_loses_only_its_copy() -> TestResult {
     let mut ring = Ring::new(8)?;
     let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
@@ -1634,6 +1784,8 @@ fn main() {
             bad_msg_info_keeps_the_message,
             ring_stays_in_one_ipc_namespace,
             sender_detach_is_not_hup_for_others,
+            message_wakes_one_parked_recv,
+            cancelled_woken_recv_hands_message_on,
         ],
     )
     .probe(probe)
