@@ -355,6 +355,27 @@ impl Ring {
         self.submit_and_wait(0)
     }
 
+    /// Submit queued SQEs without IORING_ENTER_GETEVENTS: on a
+    /// DEFER_TASKRUN ring, the task work of earlier requests stays queued
+    /// until the next wait. Same as `submit` on an SQPOLL ring.
+    pub fn submit_no_getevents(&mut self) -> Result<u32> {
+        if self.sqpoll() {
+            return self.submit();
+        }
+        let pending = self.flush();
+        loop {
+            // SAFETY: plain enter without an extended argument.
+            let r = unsafe { sys::io_uring_enter(self.fd(), pending, 0, 0, std::ptr::null(), 0) };
+            if r >= 0 {
+                return Ok(r as u32);
+            }
+            let e = Error::last_os("io_uring_enter");
+            if e.errno() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+
     /// Take the next completion, if there is one.
     pub fn pop_cqe(&mut self) -> Option<Cqe> {
         if let Some(c) = self.backlog.pop_front() {

@@ -1625,6 +1625,60 @@ fn cancelled_woken_recv_hands_message_on() -> TestResult {
     Ok(())
 }
 
+/// A parked IPC_RECV being cancelled takes the wakeups of every message sent
+/// until its task work runs; the requests that receive pass them on, so no
+/// message is left waiting.
+fn wakeups_taken_by_a_cancelled_recv_are_passed_on() -> TestResult {
+    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
+    let mut tx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = [[0u8; 64]; 3];
+    // One enter each: they park in this order, A first.
+    for (i, b) in bufs.iter_mut().enumerate() {
+        push(
+            &mut rx_ring,
+            ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(1 + i as u64),
+        )?;
+        rx_ring.submit()?;
+    }
+    check!(
+        rx_ring.pop_cqe().is_none(),
+        "a recv completed on an empty channel"
+    );
+    // Cancel A; its task work waits for the next GETEVENTS enter ...
+    push(&mut rx_ring, opcode::async_cancel(1, 0).user_data(9))?;
+    rx_ring.submit_no_getevents()?;
+    // ... so A, still first on the wait queue, takes both wakeups.
+    tx_ring.ipc_send(tx.id, b"first")?;
+    tx_ring.ipc_send(tx.id, b"second")?;
+    let mut got = BTreeMap::new();
+    while got.len() < 4 {
+        match next_cqe_within(&mut rx_ring, 2000)? {
+            Some(c) => {
+                got.insert(c.user_data, c.res);
+            }
+            None => {
+                return Err(Outcome::Fail(format!(
+                    "stalled with completions {got:?}: a message was left waiting"
+                )))
+            }
+        }
+    }
+    check_eq!(got.get(&9), Some(&0));
+    check!(
+        got.get(&1) == Some(&-libc::ECANCELED),
+        "recv A: {:?}",
+        got.get(&1)
+    );
+    check_eq!(got.get(&2), Some(&5));
+    check_eq!(got.get(&3), Some(&6));
+    check_eq!(&bufs[1][..5], b"first");
+    check_eq!(&bufs[2][..6], b"second");
+    Ok(())
+}
+
 fn broadcast_bad_buffer_loses_only_its_copy() -> TestResult {
     let mut ring = Ring::new(8)?;
     let ch = channel(&ring, Delivery::Broadcast, 8, 64)?;
@@ -1786,6 +1840,7 @@ fn main() {
             sender_detach_is_not_hup_for_others,
             message_wakes_one_parked_recv,
             cancelled_woken_recv_hands_message_on,
+            wakeups_taken_by_a_cancelled_recv_are_passed_on,
         ],
     )
     .probe(probe)
