@@ -259,6 +259,35 @@ fn unicast_fifo_order() -> TestResult {
     Ok(())
 }
 
+/// Messages sent while a unicast channel has no receiver wait for one: a
+/// receiver that attaches later is readable at once and gets them in order.
+fn late_receiver_takes_queued_messages() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    ring.ipc_send(tx.id, b"early")?;
+    ring.ipc_send(tx.id, b"later")?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let mut pfd = libc::pollfd {
+        fd: rx.fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    check!(
+        n == 1 && pfd.revents & libc::POLLIN != 0,
+        "poll: {n}, revents {:#x}",
+        pfd.revents
+    );
+    let mut buf = [0u8; 64];
+    check_eq!(ring.ipc_try_recv(rx.id, &mut buf)?, Some(5));
+    check_eq!(&buf[..5], b"early");
+    check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"later".to_vec());
+    check_eq!(ring.ipc_try_recv(rx.id, &mut buf)?, None);
+    Ok(())
+}
+
 fn unicast_each_message_once() -> TestResult {
     let mut ring = Ring::new(32)?;
     let ch = channel(&ring, Delivery::Unicast, 32, 64)?;
@@ -1794,6 +1823,7 @@ fn main() {
             create_rejects_bad_arguments,
             attach_returns_cloexec_readonly_fd,
             unicast_fifo_order,
+            late_receiver_takes_queued_messages,
             unicast_each_message_once,
             broadcast_reaches_every_receiver,
             broadcast_slot_freed_after_all_receivers,
