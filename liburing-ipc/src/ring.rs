@@ -335,13 +335,19 @@ impl Ring {
         if want > 0 || self.params.flags & IORING_SETUP_DEFER_TASKRUN != 0 {
             flags |= IORING_ENTER_GETEVENTS;
         }
+        let r = self.enter(to_submit, want, flags)?;
+        Ok(if self.sqpoll() { pending } else { r })
+    }
+
+    /// io_uring_enter without an extended argument, again on EINTR.
+    fn enter(&self, to_submit: u32, want: u32, flags: u32) -> Result<u32> {
         loop {
             // SAFETY: plain enter without an extended argument.
             let r = unsafe {
                 sys::io_uring_enter(self.fd(), to_submit, want, flags, std::ptr::null(), 0)
             };
             if r >= 0 {
-                return Ok(if self.sqpoll() { pending } else { r as u32 });
+                return Ok(r as u32);
             }
             let e = Error::last_os("io_uring_enter");
             if e.errno() != Some(libc::EINTR) {
@@ -363,17 +369,7 @@ impl Ring {
             return self.submit();
         }
         let pending = self.flush();
-        loop {
-            // SAFETY: plain enter without an extended argument.
-            let r = unsafe { sys::io_uring_enter(self.fd(), pending, 0, 0, std::ptr::null(), 0) };
-            if r >= 0 {
-                return Ok(r as u32);
-            }
-            let e = Error::last_os("io_uring_enter");
-            if e.errno() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
+        self.enter(pending, 0, 0)
     }
 
     /// Take the next completion, if there is one.

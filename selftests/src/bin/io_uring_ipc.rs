@@ -1520,6 +1520,47 @@ fn next_cqe_within(ring: &mut Ring, ms: u64) -> Result<Option<Cqe>, Error> {
     }
 }
 
+/// A channel between a plain sending ring and a receiving
+/// SINGLE_ISSUER | DEFER_TASKRUN ring, whose task work runs only when it is
+/// entered with GETEVENTS.
+struct Deferred {
+    rx_ring: Ring,
+    tx_ring: Ring,
+    tx: Subscription,
+    rx: Subscription,
+}
+
+fn deferred_channel(d: Delivery, entries: u32) -> Result<Deferred, Error> {
+    let rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
+    let tx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, d, entries, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    Ok(Deferred {
+        rx_ring,
+        tx_ring,
+        tx,
+        rx,
+    })
+}
+
+/// Park one IPC_RECV per buffer, user_data `first_ud` on, with one enter
+/// each so that they wait in this order; the channel must be empty.
+fn park_recvs(ring: &mut Ring, sub: u32, bufs: &mut [[u8; 64]], first_ud: u64) -> TestResult {
+    for (i, b) in bufs.iter_mut().enumerate() {
+        push(
+            ring,
+            ipc::recv(sub, b.as_mut_ptr(), 64).user_data(first_ud + i as u64),
+        )?;
+        ring.submit()?;
+    }
+    check!(
+        ring.pop_cqe().is_none(),
+        "a recv completed on an empty channel"
+    );
+    Ok(())
+}
+
 /// A message for a receiver with several IPC_RECV parked issues one of them
 /// again, not all: the others are not re-armed.
 fn message_wakes_one_parked_recv() -> TestResult {
@@ -1532,23 +1573,14 @@ fn message_wakes_one_parked_recv() -> TestResult {
     }
     const PARKED: u64 = 8;
     const UD: u64 = 0x1bc0_0000;
-    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
-    let mut tx_ring = Ring::new(8)?;
-    let ch = channel(&tx_ring, Delivery::Multicast, 16, 64)?;
-    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
-    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let Deferred {
+        mut rx_ring,
+        mut tx_ring,
+        tx,
+        rx,
+    } = deferred_channel(Delivery::Multicast, 16)?;
     let mut bufs = vec![[0u8; 64]; PARKED as usize];
-    for (i, b) in bufs.iter_mut().enumerate() {
-        push(
-            &mut rx_ring,
-            ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(UD + i as u64),
-        )?;
-    }
-    rx_ring.submit()?;
-    check!(
-        rx_ring.pop_cqe().is_none(),
-        "a recv completed on an empty channel"
-    );
+    park_recvs(&mut rx_ring, rx.id, &mut bufs, UD)?;
 
     std::fs::write(t.join("trace"), "")?;
     std::fs::write(arm.join("enable"), "1")?;
@@ -1605,28 +1637,15 @@ fn message_wakes_one_parked_recv() -> TestResult {
 /// A parked IPC_RECV that a message woke but that is cancelled before it
 /// runs passes the message on to the next parked one.
 fn cancelled_woken_recv_hands_message_on() -> TestResult {
-    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
-    let mut tx_ring = Ring::new(8)?;
-    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
-    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
-    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
-    let mut a = [0u8; 64];
-    let mut b = [0u8; 64];
-    // One enter each: A is parked first, so the message wakes A.
-    push(
-        &mut rx_ring,
-        ipc::recv(rx.id, a.as_mut_ptr(), 64).user_data(1),
-    )?;
-    rx_ring.submit()?;
-    push(
-        &mut rx_ring,
-        ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(2),
-    )?;
-    rx_ring.submit()?;
-    check!(
-        rx_ring.pop_cqe().is_none(),
-        "a recv completed on an empty channel"
-    );
+    let Deferred {
+        mut rx_ring,
+        mut tx_ring,
+        tx,
+        rx,
+    } = deferred_channel(Delivery::Unicast, 8)?;
+    // A (user_data 1) is parked first, so the message wakes A.
+    let mut bufs = [[0u8; 64]; 2];
+    park_recvs(&mut rx_ring, rx.id, &mut bufs, 1)?;
     // A's task work waits for the next enter of rx_ring (DEFER_TASKRUN)...
     tx_ring.ipc_send(tx.id, b"hand-off")?;
     // ... which submits the cancel before it runs that task work.
@@ -1643,7 +1662,7 @@ fn cancelled_woken_recv_hands_message_on() -> TestResult {
         Some(rb) => {
             check_eq!(rb.user_data, 2);
             check_eq!(rb.res, 8);
-            check_eq!(&b[..8], b"hand-off");
+            check_eq!(&bufs[1][..8], b"hand-off");
         }
         None => {
             return Err(Outcome::Fail(
@@ -1658,24 +1677,15 @@ fn cancelled_woken_recv_hands_message_on() -> TestResult {
 /// until its task work runs; the requests that receive pass them on, so no
 /// message is left waiting.
 fn wakeups_taken_by_a_cancelled_recv_are_passed_on() -> TestResult {
-    let mut rx_ring = Ring::builder(16).single_issuer().defer_taskrun().build()?;
-    let mut tx_ring = Ring::new(8)?;
-    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
-    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
-    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let Deferred {
+        mut rx_ring,
+        mut tx_ring,
+        tx,
+        rx,
+    } = deferred_channel(Delivery::Unicast, 8)?;
+    // A (user_data 1) is parked first, then B and C.
     let mut bufs = [[0u8; 64]; 3];
-    // One enter each: they park in this order, A first.
-    for (i, b) in bufs.iter_mut().enumerate() {
-        push(
-            &mut rx_ring,
-            ipc::recv(rx.id, b.as_mut_ptr(), 64).user_data(1 + i as u64),
-        )?;
-        rx_ring.submit()?;
-    }
-    check!(
-        rx_ring.pop_cqe().is_none(),
-        "a recv completed on an empty channel"
-    );
+    park_recvs(&mut rx_ring, rx.id, &mut bufs, 1)?;
     // Cancel A; its task work waits for the next GETEVENTS enter ...
     push(&mut rx_ring, opcode::async_cancel(1, 0).user_data(9))?;
     rx_ring.submit_no_getevents()?;
