@@ -196,6 +196,208 @@ fn sqpoll_ring_submits_without_enter() -> TestResult {
     Ok(())
 }
 
+// What the base kernel answers for the numbers the IPC series leaves to
+// upstream (SQE opcodes 58-64, register opcodes 31-37) and for the first
+// numbers past the patched kernel's last ones (SQE 67, register 42), taken
+// from a run of this binary on the unpatched base kernel (6.12.117, built by
+// `cargo xtask regress`, release suffix -uring-ipc-base):
+//   vng --disable-kvm -r target/kernel/build-base/arch/x86/boot/bzImage \
+//       -- target/release/io_uring_base unassigned
+// which printed "# base-equal: ..." lines for every check below. The
+// patched kernel must answer the same.
+const UNASSIGNED_SQE_OPS: [u8; 9] = [58, 59, 60, 61, 62, 63, 64, 67, 255];
+const UNASSIGNED_REGISTER_OPS: [u32; 9] = [31, 32, 33, 34, 35, 36, 37, 42, 255];
+/// Every one of them is unknown on the base: -EINVAL, from every entry point.
+const BASE_ERRNO: i32 = libc::EINVAL;
+
+const IORING_SETUP_R_DISABLED: u32 = 1 << 6;
+const IORING_REGISTER_RESTRICTIONS: u32 = 11;
+const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
+const IORING_RESTRICTION_REGISTER_OP: u16 = 0;
+const IORING_RESTRICTION_SQE_OP: u16 = 1;
+
+/// struct io_uring_restriction
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Restriction {
+    opcode: u16,
+    /// register_op / sqe_op / sqe_flags
+    arg: u8,
+    resv: u8,
+    resv2: [u32; 3],
+}
+
+/// Kernels after 6.12 assign these numbers themselves: nothing to compare.
+fn require_base_numbering(ring: &Ring) -> TestResult {
+    let p = ring.probe()?;
+    if p.last_op > IORING_OP_LISTEN && !p.supports(IORING_OP_IPC_SEND) {
+        skip!(
+            "this kernel assigns opcodes past {} itself (last_op {})",
+            IORING_OP_LISTEN,
+            p.last_op
+        );
+    }
+    Ok(())
+}
+
+/// Compare `got` with the base's answer, print it either way.
+fn base_equal(what: &str, got: i32, mismatches: &mut Vec<String>) {
+    println!("# base-equal: {what}: {}", errno_name(-got));
+    if got != -BASE_ERRNO {
+        mismatches.push(format!("{what}: {} ({got})", errno_name(-got)));
+    }
+}
+
+fn report(mismatches: Vec<String>) -> TestResult {
+    check!(
+        mismatches.is_empty(),
+        "answers differ from the base kernel's {}:\n{}",
+        errno_name(BASE_ERRNO),
+        mismatches.join("\n")
+    );
+    Ok(())
+}
+
+/// The CQE result of one SQE of `opcode` with `flags`.
+fn submit_raw(ring: &mut Ring, opcode: u8, flags: u8) -> Result<i32, Error> {
+    let mut sqe = Sqe(io_uring_sqe {
+        opcode,
+        fd: 1000,
+        ..Default::default()
+    })
+    .user_data(0x5e);
+    sqe = sqe.flags(flags);
+    push(ring, sqe)?;
+    Ok(ring.wait_for(0x5e)?.res)
+}
+
+fn register_raw(fd: i32, opcode: u32, arg: *mut libc::c_void, nr: u32) -> i32 {
+    // SAFETY: the register commands under test either fail before they
+    // look at arg or get a valid one; nr matches it.
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr) };
+    if r < 0 {
+        -selftests::util::errno()
+    } else {
+        r as i32
+    }
+}
+
+/// An R_DISABLED ring with `res` registered (the result of that), enabled
+/// if the registration worked.
+fn restricted_ring(res: &[Restriction]) -> Result<(Ring, i32), Error> {
+    let ring = Ring::builder(8).flags(IORING_SETUP_R_DISABLED).build()?;
+    let r = register_raw(
+        ring.fd(),
+        IORING_REGISTER_RESTRICTIONS,
+        res.as_ptr() as *mut libc::c_void,
+        res.len() as u32,
+    );
+    if r == 0 {
+        let e = register_raw(
+            ring.fd(),
+            IORING_REGISTER_ENABLE_RINGS,
+            std::ptr::null_mut(),
+            0,
+        );
+        if e != 0 {
+            return Err(Error::os("IORING_REGISTER_ENABLE_RINGS", -e));
+        }
+    }
+    Ok((ring, r))
+}
+
+/// An SQE with an unassigned opcode fails exactly like an unknown one, with
+/// any flags and on a restricted ring (where the base checks the opcode
+/// before the restrictions), and the probe does not report it.
+fn unassigned_sqe_opcodes_are_unknown() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    require_base_numbering(&ring)?;
+    let probe = ring.probe()?;
+    let nop_only = [Restriction {
+        opcode: IORING_RESTRICTION_SQE_OP,
+        arg: IORING_OP_NOP,
+        ..Default::default()
+    }];
+    let (mut restricted, r) = restricted_ring(&nop_only)?;
+    check_eq!(r, 0);
+    let mut bad = Vec::new();
+    for op in UNASSIGNED_SQE_OPS {
+        check!(
+            !probe.supports(op),
+            "the probe reports opcode {op} as supported"
+        );
+        base_equal(
+            &format!("sqe op {op}"),
+            submit_raw(&mut ring, op, 0)?,
+            &mut bad,
+        );
+        base_equal(
+            &format!("sqe op {op} fixed file, async"),
+            submit_raw(&mut ring, op, IOSQE_FIXED_FILE | IOSQE_ASYNC)?,
+            &mut bad,
+        );
+        base_equal(
+            &format!("sqe op {op} on a restricted ring"),
+            submit_raw(&mut restricted, op, 0)?,
+            &mut bad,
+        );
+    }
+    report(bad)
+}
+
+/// io_uring_register() with an unassigned opcode fails before it looks at
+/// the fd, like an unknown opcode, with or without a ring.
+fn unassigned_register_opcodes_are_unknown() -> TestResult {
+    let ring = Ring::new(8)?;
+    require_base_numbering(&ring)?;
+    let mut bad = Vec::new();
+    for op in UNASSIGNED_REGISTER_OPS {
+        let null = std::ptr::null_mut();
+        base_equal(
+            &format!("register op {op} fd -1"),
+            register_raw(-1, op, null, 0),
+            &mut bad,
+        );
+        base_equal(
+            &format!("register op {op} ring fd"),
+            register_raw(ring.fd(), op, null, 0),
+            &mut bad,
+        );
+    }
+    report(bad)
+}
+
+/// IORING_REGISTER_RESTRICTIONS refuses unassigned numbers as unknown.
+fn restrictions_refuse_unassigned_opcodes() -> TestResult {
+    require_base_numbering(&Ring::new(4)?)?;
+    let mut bad = Vec::new();
+    for op in UNASSIGNED_SQE_OPS {
+        let res = [Restriction {
+            opcode: IORING_RESTRICTION_SQE_OP,
+            arg: op,
+            ..Default::default()
+        }];
+        base_equal(
+            &format!("restrict sqe op {op}"),
+            restricted_ring(&res)?.1,
+            &mut bad,
+        );
+    }
+    for op in UNASSIGNED_REGISTER_OPS {
+        let res = [Restriction {
+            opcode: IORING_RESTRICTION_REGISTER_OP,
+            arg: op as u8,
+            ..Default::default()
+        }];
+        base_equal(
+            &format!("restrict register op {op}"),
+            restricted_ring(&res)?.1,
+            &mut bad,
+        );
+    }
+    report(bad)
+}
+
 fn main() {
     Suite::new(
         "io_uring_base",
@@ -208,6 +410,9 @@ fn main() {
             link_timeout_cancels_blocked_read,
             async_cancel_pending_read,
             sqpoll_ring_submits_without_enter,
+            unassigned_sqe_opcodes_are_unknown,
+            unassigned_register_opcodes_are_unknown,
+            restrictions_refuse_unassigned_opcodes,
         ],
     )
     .probe(probe)

@@ -1561,8 +1561,8 @@ fn park_recvs(ring: &mut Ring, sub: u32, bufs: &mut [[u8; 64]], first_ud: u64) -
     Ok(())
 }
 
-/// A message for a receiver with several IPC_RECV parked issues one of them
-/// again, not all: the others are not re-armed.
+/// A message for a receiver with several IPC_RECV waiting completes one of
+/// them, and no IPC request is ever issued again through async poll.
 fn message_wakes_one_parked_recv() -> TestResult {
     let Some(t) = tracefs() else {
         skip!("no tracefs events (kernel without event tracing)");
@@ -1634,16 +1634,18 @@ fn message_wakes_one_parked_recv() -> TestResult {
     Ok(())
 }
 
-/// A parked IPC_RECV that a message woke but that is cancelled before it
-/// runs passes the message on to the next parked one.
-fn cancelled_woken_recv_hands_message_on() -> TestResult {
+/// A message is handed to the first waiting IPC_RECV directly: a cancel that
+/// comes after that, before the request ran, finds it completing
+/// (-EALREADY), and the request gets the message. The next waiting one stays
+/// waiting for the next message.
+fn recv_handed_a_message_completes_with_it() -> TestResult {
     let Deferred {
         mut rx_ring,
         mut tx_ring,
         tx,
         rx,
     } = deferred_channel(Delivery::Unicast, 8)?;
-    // A (user_data 1) is parked first, so the message wakes A.
+    // A (user_data 1) waits first, so the message goes to A.
     let mut bufs = [[0u8; 64]; 2];
     park_recvs(&mut rx_ring, rx.id, &mut bufs, 1)?;
     // A's task work waits for the next enter of rx_ring (DEFER_TASKRUN)...
@@ -1653,30 +1655,27 @@ fn cancelled_woken_recv_hands_message_on() -> TestResult {
     let c = rx_ring.wait_for(3)?;
     let ra = rx_ring.wait_for(1)?;
     check!(
-        c.res == 0 && ra.res == -libc::ECANCELED,
-        "cancel {} / recv A {}: A was not cancelled while woken",
-        c.res,
+        c.res == -libc::EALREADY && ra.res == 8,
+        "cancel {} / recv A {}: the message was not A's",
+        errno_name(-c.res),
         ra.res
     );
-    match next_cqe_within(&mut rx_ring, 2000)? {
-        Some(rb) => {
-            check_eq!(rb.user_data, 2);
-            check_eq!(rb.res, 8);
-            check_eq!(&bufs[1][..8], b"hand-off");
-        }
-        None => {
-            return Err(Outcome::Fail(
-                "the message stayed queued: recv B was never woken".into(),
-            ))
-        }
-    }
+    check_eq!(&bufs[0][..8], b"hand-off");
+    check!(
+        next_cqe_within(&mut rx_ring, 200)?.is_none(),
+        "recv B completed without a message"
+    );
+    tx_ring.ipc_send(tx.id, b"second")?;
+    let rb = rx_ring.wait_for(2)?;
+    check_eq!(rb.res, 6);
+    check_eq!(&bufs[1][..6], b"second");
     Ok(())
 }
 
-/// A parked IPC_RECV being cancelled takes the wakeups of every message sent
-/// until its task work runs; the requests that receive pass them on, so no
-/// message is left waiting.
-fn wakeups_taken_by_a_cancelled_recv_are_passed_on() -> TestResult {
+/// A cancelled IPC_RECV whose completion has not run yet waits no more:
+/// messages sent meanwhile go to the requests still waiting, none is left
+/// behind.
+fn messages_skip_a_cancelled_recv() -> TestResult {
     let Deferred {
         mut rx_ring,
         mut tx_ring,
@@ -1689,7 +1688,7 @@ fn wakeups_taken_by_a_cancelled_recv_are_passed_on() -> TestResult {
     // Cancel A; its task work waits for the next GETEVENTS enter ...
     push(&mut rx_ring, opcode::async_cancel(1, 0).user_data(9))?;
     rx_ring.submit_no_getevents()?;
-    // ... so A, still first on the wait queue, takes both wakeups.
+    // ... but A is off the wait list already: B and C get the messages.
     tx_ring.ipc_send(tx.id, b"first")?;
     tx_ring.ipc_send(tx.id, b"second")?;
     let mut got = BTreeMap::new();
@@ -1826,6 +1825,285 @@ fn sender_detach_is_not_hup_for_others() -> TestResult {
     Ok(())
 }
 
+/// io-wq worker threads of this process (`iou-wrk-*`): a waiting IPC request
+/// must never need one.
+fn io_workers() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|c| c.starts_with("iou-wrk"))
+        .count()
+}
+
+/// Attach a send-only subscriber to `ch` and detach it, `n` times: each
+/// detach is a wakeup for everything that waits for the channel's senders.
+fn churn_senders(ring: &Ring, ch: u32, n: usize) -> TestResult {
+    for _ in 0..n {
+        let s = attach(ring, ch, IOIPC_SUB_SEND)?;
+        ring.ipc_detach(s.id)?;
+    }
+    Ok(())
+}
+
+/// A parked IPC_RECV of a send-and-receive subscriber outlives any number of
+/// wakeups that bring it nothing (here: 130 send-only subscribers coming and
+/// going), stays cancellable and never moves to an io-wq worker. Waiting by
+/// async poll spent one of 128 re-arms per wakeup, then blocked a worker,
+/// where ASYNC_CANCEL found it running (-EALREADY).
+fn parked_recv_survives_wakeups_without_messages() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut ring,
+        ipc::recv(s.id, buf.as_mut_ptr(), 64).user_data(1),
+    )?;
+    ring.submit()?;
+    churn_senders(&ring, ch, 130)?;
+    ring.submit()?;
+    std::thread::sleep(Duration::from_millis(100));
+    check!(
+        ring.pop_cqe().is_none(),
+        "the recv completed without a message"
+    );
+    check_eq!(io_workers(), 0);
+    push(&mut ring, opcode::async_cancel(1, 0).user_data(2))?;
+    let c = ring.wait_for(2)?;
+    let r = ring.wait_for(1)?;
+    check!(
+        c.res == 0 && r.res == -libc::ECANCELED,
+        "cancel: {}, recv: {}",
+        errno_name(-c.res),
+        errno_name(-r.res)
+    );
+    Ok(())
+}
+
+/// The same wakeups, then a LINK_TIMEOUT: the recv is cancelled (-ECANCELED,
+/// the timeout -ETIME), never completed with the kernel-internal
+/// -ERESTARTSYS (-512) that an interrupted io-wq wait leaked into the CQE.
+fn link_timeout_after_wakeups_without_messages() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
+    let mut buf = [0u8; 64];
+    let ts = __kernel_timespec {
+        tv_sec: 2,
+        tv_nsec: 0,
+    };
+    push(
+        &mut ring,
+        ipc::recv(s.id, buf.as_mut_ptr(), 64)
+            .user_data(1)
+            .flags(IOSQE_IO_LINK),
+    )?;
+    push(&mut ring, opcode::link_timeout(&ts, 0).user_data(2))?;
+    ring.submit()?;
+    churn_senders(&ring, ch, 130)?;
+    let r = ring.wait_for(1)?;
+    let t = ring.wait_for(2)?;
+    check!(
+        r.res == -libc::ECANCELED && t.res == -libc::ETIME,
+        "recv: {} ({}), link timeout: {}",
+        errno_name(-r.res),
+        r.res,
+        errno_name(-t.res)
+    );
+    check_eq!(io_workers(), 0);
+    Ok(())
+}
+
+/// 64 receivers of one unicast channel, each with an IPC_RECV parked, and
+/// 10^4 messages: each is received exactly once, by one request, with no
+/// worker thread and no failed completion.
+fn unicast_many_receivers_each_message_once() -> TestResult {
+    const RECEIVERS: usize = 64;
+    const MESSAGES: u64 = 10_000;
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::builder(RECEIVERS as u32).cq_entries(256).build()?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 64, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let mut subs = Vec::new();
+    for _ in 0..RECEIVERS {
+        subs.push(attach(&rx_ring, ch, IOIPC_SUB_RECV)?);
+    }
+    let mut bufs = vec![[0u8; 64]; RECEIVERS];
+    for (i, s) in subs.iter().enumerate() {
+        push(
+            &mut rx_ring,
+            ipc::recv(s.id, bufs[i].as_mut_ptr(), 64).user_data(i as u64),
+        )?;
+    }
+    rx_ring.submit()?;
+    let mut seen = vec![0u32; MESSAGES as usize];
+    let mut per_receiver = vec![0u64; RECEIVERS];
+    for n in 0..MESSAGES {
+        tx_ring.ipc_send(tx.id, &n.to_le_bytes())?;
+        let c = rx_ring.wait_cqe()?;
+        check!(
+            c.res == 8,
+            "message {n}: recv {} completed with {} ({})",
+            c.user_data,
+            c.res,
+            errno_name(-c.res)
+        );
+        let i = c.user_data as usize;
+        let got = u64::from_le_bytes(bufs[i][..8].try_into().expect("8 bytes"));
+        check!(got < MESSAGES, "message {n}: garbage {got:#x}");
+        seen[got as usize] += 1;
+        per_receiver[i] += 1;
+        push(
+            &mut rx_ring,
+            ipc::recv(subs[i].id, bufs[i].as_mut_ptr(), 64).user_data(i as u64),
+        )?;
+        rx_ring.submit()?;
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    rx_ring.submit()?;
+    if let Some(c) = rx_ring.pop_cqe() {
+        return Err(Outcome::Fail(format!(
+            "an extra completion: recv {} res {}",
+            c.user_data, c.res
+        )));
+    }
+    let dup = seen.iter().filter(|&&k| k != 1).count();
+    check!(dup == 0, "{dup} messages not received exactly once");
+    check_eq!(io_workers(), 0);
+    Ok(())
+}
+
+/// An EPOLLEXCLUSIVE epoll waiter on a receiver's fd that never receives
+/// does not take the message from an IPC_RECV parked on the same receiver.
+fn epoll_exclusive_waiter_does_not_strand_recv() -> TestResult {
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    // SAFETY: plain syscall, the fd is closed below.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    check!(
+        ep >= 0,
+        "epoll_create1: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = rx.fd.as_raw_fd();
+    // Queued on the receiver's wait queue before the recv parks.
+    epoll_ctl(
+        ep,
+        libc::EPOLL_CTL_ADD,
+        fd,
+        (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+    )?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut rx_ring,
+        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(1),
+    )?;
+    rx_ring.submit()?;
+    // A thread that waits in epoll_wait once and then never receives.
+    let waiter = std::thread::spawn(move || {
+        let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
+        // SAFETY: ev is a valid array of one event.
+        let n = unsafe { libc::epoll_wait(ep, ev.as_mut_ptr(), 1, 1000) };
+        std::thread::sleep(Duration::from_millis(1000));
+        n
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    tx_ring.ipc_send(tx.id, b"for the recv")?;
+    let got = next_cqe_within(&mut rx_ring, 1000)?;
+    let woke = waiter
+        .join()
+        .map_err(|_| Outcome::Fail("epoll thread panicked".into()))?;
+    // SAFETY: ep is ours.
+    unsafe { libc::close(ep) };
+    match got {
+        Some(c) => {
+            check_eq!(c.user_data, 1);
+            check_eq!(c.res, 12);
+            check_eq!(&buf[..12], b"for the recv");
+        }
+        None => {
+            return Err(Outcome::Fail(format!(
+                "the parked recv never got the message (the epoll waiter returned {woke})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// SEND_WAITs of one sender that find the ring full complete, and deliver
+/// their messages, in the order they were submitted, as slots free one by
+/// one.
+fn send_waits_complete_in_submission_order() -> TestResult {
+    const WAITING: u64 = 6;
+    let mut tx_ring = Ring::new(16)?;
+    let mut rx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 2, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    tx_ring.ipc_send(tx.id, b"m0")?;
+    tx_ring.ipc_send(tx.id, b"m1")?;
+    let payloads: Vec<Vec<u8>> = (0..WAITING).map(|i| format!("w{i}").into_bytes()).collect();
+    for (i, p) in payloads.iter().enumerate() {
+        push(
+            &mut tx_ring,
+            ipc::send(tx.id, p.as_ptr(), p.len() as u32)
+                .wait()
+                .user_data(100 + i as u64),
+        )?;
+    }
+    tx_ring.submit()?;
+    std::thread::sleep(Duration::from_millis(50));
+    tx_ring.submit()?;
+    check!(
+        tx_ring.pop_cqe().is_none(),
+        "a SEND_WAIT completed on a full ring"
+    );
+    let mut received = Vec::new();
+    let mut completed = Vec::new();
+    for _ in 0..WAITING + 2 {
+        received.push(String::from_utf8_lossy(&recv_msg(&mut rx_ring, rx.id, 64)?).into_owned());
+        // Let the woken senders run.
+        std::thread::sleep(Duration::from_millis(10));
+        tx_ring.submit()?;
+        while let Some(c) = tx_ring.pop_cqe() {
+            check_eq!(c.res, 2);
+            completed.push(c.user_data - 100);
+        }
+    }
+    let want: Vec<String> = ["m0", "m1"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..WAITING).map(|i| format!("w{i}")))
+        .collect();
+    check_eq!(received, want);
+    check_eq!(completed, (0..WAITING).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// IORING_SETUP_IOPOLL rings complete by polling the device, so a request
+/// that waits for a message could only be busy-polled: IPC ops are refused.
+fn ipc_ops_rejected_on_iopoll_ring() -> TestResult {
+    let ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let mut iopoll = Ring::builder(8).flags(IORING_SETUP_IOPOLL).build()?;
+    let s = attach(&iopoll, ch, IOIPC_SUB_BOTH)?;
+    let mut buf = [0u8; 64];
+    push(
+        &mut iopoll,
+        ipc::recv(s.id, buf.as_mut_ptr(), 64).user_data(1),
+    )?;
+    push(&mut iopoll, ipc::send(s.id, buf.as_ptr(), 8).user_data(2))?;
+    let r = iopoll.wait_for(1)?;
+    let w = iopoll.wait_for(2)?;
+    check_eq!((r.res, w.res), (-libc::EINVAL, -libc::EINVAL));
+    Ok(())
+}
+
 fn main() {
     Suite::new(
         "io_uring_ipc",
@@ -1879,8 +2157,14 @@ fn main() {
             ring_stays_in_one_ipc_namespace,
             sender_detach_is_not_hup_for_others,
             message_wakes_one_parked_recv,
-            cancelled_woken_recv_hands_message_on,
-            wakeups_taken_by_a_cancelled_recv_are_passed_on,
+            recv_handed_a_message_completes_with_it,
+            messages_skip_a_cancelled_recv,
+            parked_recv_survives_wakeups_without_messages,
+            link_timeout_after_wakeups_without_messages,
+            unicast_many_receivers_each_message_once,
+            epoll_exclusive_waiter_does_not_strand_recv,
+            send_waits_complete_in_submission_order,
+            ipc_ops_rejected_on_iopoll_ring,
         ],
     )
     .probe(probe)
