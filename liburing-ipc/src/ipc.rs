@@ -126,6 +126,37 @@ pub fn recv(sub: u32, buf: *mut u8, len: u32) -> Sqe {
     s
 }
 
+/// Multishot IORING_OP_IPC_RECV for subscriber `sub`: one CQE with
+/// IORING_CQE_F_MORE per message, each into a buffer of group `bgid` (a
+/// [`crate::BufRing`]) that starts with the message's [`MsgInfo`]; the CQE
+/// result counts header and payload. The stream ends with a CQE without
+/// IORING_CQE_F_MORE: -ENOBUFS when the group ran out of buffers,
+/// -ECANCELED on cancel, -EPIPE on detach or destroy.
+pub fn recv_multishot(sub: u32, bgid: u16) -> Sqe {
+    let mut s = Sqe(io_uring_sqe {
+        opcode: IORING_OP_IPC_RECV,
+        flags: IOSQE_BUFFER_SELECT,
+        ..Default::default()
+    });
+    s.0.fd = sub as i32;
+    s.0.buf_index = bgid;
+    s.0.rw_flags = IOIPC_RECV_MULTISHOT;
+    s
+}
+
+/// The header and payload of a message a multishot receive put in `buf`
+/// (the bytes the CQE reported), None if it is shorter than a header.
+pub fn parse_multishot(buf: &[u8]) -> Option<(MsgInfo, &[u8])> {
+    let hdr = std::mem::size_of::<MsgInfo>();
+    if buf.len() < hdr {
+        return None;
+    }
+    // SAFETY: buf holds at least size_of::<MsgInfo>() bytes; MsgInfo is
+    // plain old data, read unaligned.
+    let info = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<MsgInfo>()) };
+    Some((info, &buf[hdr..]))
+}
+
 impl Sqe {
     /// IPC_SEND: deliver to subscriber `target` only.
     pub fn target(mut self, target: u32) -> Sqe {

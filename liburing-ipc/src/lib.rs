@@ -7,6 +7,7 @@
 //! Everything that needs an unpatched-kernel fallback reports
 //! [`Error::Unsupported`] instead of failing obscurely.
 
+pub mod bufring;
 mod error;
 pub mod ipc;
 pub mod mq;
@@ -14,6 +15,7 @@ pub mod opcode;
 mod ring;
 mod sys;
 
+pub use bufring::BufRing;
 pub use error::{Error, Result};
 pub use opcode::Sqe;
 pub use ring::{Cqe, Probe, Ring, RingBuilder};

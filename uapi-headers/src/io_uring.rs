@@ -151,7 +151,13 @@ pub const IOSQE_IO_DRAIN: u8 = 1 << 1;
 pub const IOSQE_IO_LINK: u8 = 1 << 2;
 pub const IOSQE_IO_HARDLINK: u8 = 1 << 3;
 pub const IOSQE_ASYNC: u8 = 1 << 4;
+pub const IOSQE_BUFFER_SELECT: u8 = 1 << 5;
 pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
+
+// cqe->flags.
+pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
+pub const IORING_CQE_F_MORE: u32 = 1 << 1;
+pub const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 
 // Opcodes used by this workspace (enum io_uring_op).
 pub const IORING_OP_NOP: u8 = 0;
@@ -168,6 +174,8 @@ pub const IORING_OP_LISTEN: u8 = 57;
 
 // Register opcodes (enum io_uring_register_op).
 pub const IORING_REGISTER_PROBE: u32 = 8;
+pub const IORING_REGISTER_PBUF_RING: u32 = 22;
+pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
 pub const IORING_REGISTER_CLONE_BUFFERS: u32 = 30;
 
 // Timeout and cancel flags.
@@ -213,6 +221,32 @@ pub const IOIPC_MSG_DROPPED: u32 = 1 << 2;
 pub const IOIPC_SEND_WAIT: u32 = 1 << 0;
 /// IPC_RECV (sqe ipc_flags): -EAGAIN instead of waiting for a message.
 pub const IOIPC_RECV_NONBLOCK: u32 = 1 << 0;
+/// IPC_RECV (sqe ipc_flags): a stream of messages into provided buffers,
+/// one CQE with IORING_CQE_F_MORE each; every buffer starts with a
+/// `io_uring_ipc_msg_info`.
+pub const IOIPC_RECV_MULTISHOT: u32 = 1 << 1;
+
+/// struct io_uring_buf: one entry of a provided buffer ring. The ring's
+/// tail is the `resv` field of entry 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct io_uring_buf {
+    pub addr: u64,
+    pub len: u32,
+    pub bid: u16,
+    pub resv: u16,
+}
+
+/// struct io_uring_buf_reg: argument of IORING_(UN)REGISTER_PBUF_RING.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct io_uring_buf_reg {
+    pub ring_addr: u64,
+    pub ring_entries: u32,
+    pub bgid: u16,
+    pub flags: u16,
+    pub resv: [u64; 3],
+}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -346,6 +380,27 @@ pub const LAYOUTS: &[Layout] = &[
             flags,
             sender_id,
             target,
+            resv,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_buf",
+        io_uring_buf {
+            addr,
+            len,
+            bid,
+            resv,
+        }
+    ),
+    layout!(
+        H,
+        "struct io_uring_buf_reg",
+        io_uring_buf_reg {
+            ring_addr,
+            ring_entries,
+            bgid,
+            flags,
             resv,
         }
     ),
@@ -516,7 +571,9 @@ pub const CONSTANTS: &[Constant] = constants!(H; [
     IORING_OFF_SQ_RING, IORING_OFF_CQ_RING, IORING_OFF_SQES,
     IORING_SQ_NEED_WAKEUP, IORING_SQ_CQ_OVERFLOW, IORING_SQ_TASKRUN,
     IOSQE_FIXED_FILE, IOSQE_IO_DRAIN, IOSQE_IO_LINK, IOSQE_IO_HARDLINK, IOSQE_ASYNC,
-    IOSQE_CQE_SKIP_SUCCESS,
+    IOSQE_BUFFER_SELECT, IOSQE_CQE_SKIP_SUCCESS,
+    IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_CQE_BUFFER_SHIFT,
+    IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING,
     IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_POLL_ADD, IORING_OP_TIMEOUT,
     IORING_OP_ASYNC_CANCEL, IORING_OP_LINK_TIMEOUT, IORING_OP_READ, IORING_OP_WRITE,
     IORING_OP_MSG_RING, IORING_OP_LISTEN,
@@ -529,7 +586,7 @@ pub const CONSTANTS: &[Constant] = constants!(H; [
     IOIPC_F_BROADCAST, IOIPC_F_MULTICAST, IOIPC_F_PRIVATE,
     IOIPC_SUB_SEND, IOIPC_SUB_RECV, IOIPC_SUB_BOTH, IOIPC_DESC_SEQ_BUSY,
     IOIPC_MSG_TRUNC, IOIPC_MSG_TARGETED, IOIPC_MSG_DROPPED,
-    IOIPC_SEND_WAIT, IOIPC_RECV_NONBLOCK,
+    IOIPC_SEND_WAIT, IOIPC_RECV_NONBLOCK, IOIPC_RECV_MULTISHOT,
 ]);
 
 #[cfg(test)]
@@ -551,6 +608,8 @@ mod tests {
         assert_eq!(size_of::<io_uring_ipc_ring_hdr>(), 64);
         assert_eq!(size_of::<io_uring_ipc_msg_desc>(), 32);
         assert_eq!(size_of::<io_uring_ipc_msg_info>(), 40);
+        assert_eq!(size_of::<io_uring_buf>(), 16);
+        assert_eq!(size_of::<io_uring_buf_reg>(), 40);
     }
 
     #[test]

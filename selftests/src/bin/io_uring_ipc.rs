@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, MsgInfo, RingView, Subscription};
 use liburing_ipc::opcode::{self, Sqe};
 use liburing_ipc::uapi::io_uring::*;
-use liburing_ipc::{Cqe, Error, Ring};
+use liburing_ipc::{BufRing, Cqe, Error, Ring};
 use selftests::util::{become_user, errno_name, euid, fork_child, pattern};
 use selftests::{cases, check, check_eq, skip, Outcome, Suite, TestResult};
 
@@ -2104,6 +2104,325 @@ fn ipc_ops_rejected_on_iopoll_ring() -> TestResult {
     Ok(())
 }
 
+/// A SEND_WAIT whose buffer is unmapped while it waits completes with
+/// -EFAULT once it is granted a slot, and that slot is not lost: after
+/// `ring_entries` such sends the channel still takes `ring_entries`
+/// messages. (The re-issue checked the buffer before it used its grant and
+/// leaked the grant: one slot fewer each time, until nothing could be
+/// sent.)
+fn send_wait_with_vanished_buffer_leaks_no_slot() -> TestResult {
+    const ENTRIES: u32 = 2;
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, ENTRIES, 64)?;
+    let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    for round in 0..ENTRIES as u64 {
+        for i in 0..ENTRIES {
+            ring.ipc_send(tx.id, b"fill").map_err(|e| {
+                Outcome::Fail(format!("round {round}: send {i} into an empty ring: {e}"))
+            })?;
+        }
+        let page = Untouched::new(4096)?;
+        push(
+            &mut ring,
+            ipc::send(tx.id, page.ptr, 16)
+                .wait()
+                .user_data(0x100 + round),
+        )?;
+        ring.submit()?;
+        check!(
+            ring.pop_cqe().is_none(),
+            "a SEND_WAIT into a full ring completed"
+        );
+        drop(page);
+        // one message out: its slot goes to the waiting send
+        check_eq!(recv_msg(&mut ring, rx.id, 64)?, b"fill".to_vec());
+        check_eq!(ring.wait_for(0x100 + round)?.res, -libc::EFAULT);
+        let mut buf = [0u8; 64];
+        while ring.ipc_try_recv(rx.id, &mut buf)?.is_some() {}
+    }
+    for i in 0..ENTRIES {
+        ring.ipc_send(tx.id, b"after")
+            .map_err(|e| Outcome::Fail(format!("send {i} after the faulted waits: {e}")))?;
+    }
+    Ok(())
+}
+
+const MSHOT_HDR: usize = std::mem::size_of::<MsgInfo>();
+
+/// Start a multishot IPC_RECV of `sub` into `bufs` with `user_data`; SKIP
+/// on a kernel without IOIPC_RECV_MULTISHOT (the SQE fails at once).
+fn start_multishot(ring: &mut Ring, sub: u32, bufs: &BufRing, user_data: u64) -> TestResult {
+    push(
+        ring,
+        ipc::recv_multishot(sub, bufs.bgid()).user_data(user_data),
+    )?;
+    ring.submit()?;
+    if let Some(c) = next_cqe_within(ring, 20)? {
+        // -EOPNOTSUPP: IPC_RECV takes no IOSQE_BUFFER_SELECT there
+        if c.user_data == user_data && (c.res == -libc::EINVAL || c.res == -libc::EOPNOTSUPP) {
+            skip!("kernel without IOIPC_RECV_MULTISHOT");
+        }
+        return Err(Outcome::Fail(format!(
+            "the multishot receive completed on an empty channel: {c:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A multishot CQE: check it carries more to come and one message, whose
+/// header and payload are returned; the buffer goes back to the group.
+fn mshot_message(bufs: &mut BufRing, c: &Cqe) -> Result<(MsgInfo, Vec<u8>), Outcome> {
+    check!(
+        c.res > 0 && c.flags & IORING_CQE_F_MORE != 0,
+        "expected a message with IORING_CQE_F_MORE, got res {} ({}) flags {:#x}",
+        c.res,
+        errno_name(-c.res),
+        c.flags
+    );
+    let Some((bid, len)) = bufs.take(c) else {
+        return Err(Outcome::Fail(format!("no buffer in CQE {c:?}")));
+    };
+    let (info, payload) = ipc::parse_multishot(bufs.buf(bid, len))
+        .ok_or_else(|| Outcome::Fail(format!("CQE of {len} bytes, shorter than a header")))?;
+    let payload = payload.to_vec();
+    bufs.recycle(bid);
+    Ok((info, payload))
+}
+
+/// The final CQE of a multishot receive: `want` and no IORING_CQE_F_MORE.
+fn mshot_end(ring: &mut Ring, user_data: u64, want: i32) -> TestResult {
+    let c = ring.wait_for(user_data)?;
+    check!(
+        c.res == want && c.flags & IORING_CQE_F_MORE == 0,
+        "expected the stream to end with {}, got res {} ({}) flags {:#x}",
+        errno_name(-want),
+        c.res,
+        errno_name(-c.res),
+        c.flags
+    );
+    Ok(())
+}
+
+/// One multishot IPC_RECV receives a stream of 10^4 messages, each in a
+/// buffer of the group with its header, in order and intact, with no io-wq
+/// worker; ASYNC_CANCEL ends it with -ECANCELED.
+fn multishot_recv_streams_messages() -> TestResult {
+    const N: u64 = 10_000;
+    const SIZE: usize = 48;
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::builder(8).cq_entries(64).build()?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 32, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = BufRing::new(&rx_ring, 7, 16, (MSHOT_HDR + SIZE) as u32)?;
+    start_multishot(&mut rx_ring, rx.id, &bufs, 0x77)?;
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut last_seq = None;
+    while got < N {
+        while sent < N && sent - got < 16 {
+            tx_ring.ipc_send(tx.id, &pattern(sent, SIZE))?;
+            sent += 1;
+        }
+        let c = rx_ring.wait_cqe()?;
+        check_eq!(c.user_data, 0x77);
+        let (info, payload) = mshot_message(&mut bufs, &c)?;
+        check_eq!(c.res as usize, MSHOT_HDR + SIZE);
+        check_eq!(info.len as usize, SIZE);
+        check_eq!(info.sender_id, tx.id);
+        check!(
+            payload == pattern(got, SIZE),
+            "message {got} arrived with the wrong contents"
+        );
+        if let Some(prev) = last_seq {
+            check!(info.seq > prev, "seq {} after {prev}", info.seq);
+        }
+        last_seq = Some(info.seq);
+        got += 1;
+    }
+    check_eq!(io_workers(), 0);
+    push(&mut rx_ring, opcode::async_cancel(0x77, 0).user_data(0x78))?;
+    check_eq!(rx_ring.wait_for(0x78)?.res, 0);
+    mshot_end(&mut rx_ring, 0x77, -libc::ECANCELED)
+}
+
+/// A multishot receive that runs out of buffers ends with -ENOBUFS, and the
+/// message it had no buffer for stays queued for the next receive: unicast
+/// and broadcast.
+fn multishot_recv_out_of_buffers_keeps_the_message() -> TestResult {
+    for d in [Delivery::Unicast, Delivery::Broadcast] {
+        let mut tx_ring = Ring::new(8)?;
+        let mut rx_ring = Ring::new(8)?;
+        let ch = channel(&tx_ring, d, 8, 64)?;
+        let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+        let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+        let mut bufs = BufRing::new(&rx_ring, 3, 2, (MSHOT_HDR + 64) as u32)?;
+        start_multishot(&mut rx_ring, rx.id, &bufs, 0x31)?;
+        for i in 0..3u64 {
+            tx_ring.ipc_send(tx.id, &pattern(i, 20))?;
+        }
+        let mut kept = Vec::new();
+        for i in 0..2u64 {
+            let c = rx_ring.wait_for(0x31)?;
+            let (_, payload) = mshot_message(&mut bufs, &c)?;
+            check!(payload == pattern(i, 20), "{d:?}: message {i} garbled");
+            kept.push(c);
+        }
+        // Both buffers went back only after their CQEs were read: the
+        // third message found none (or the recycled ones, then it is
+        // received and the stream goes on: both are correct).
+        match next_cqe_within(&mut rx_ring, 200)? {
+            Some(c) if c.res == -libc::ENOBUFS => {
+                check!(
+                    c.flags & IORING_CQE_F_MORE == 0,
+                    "{d:?}: -ENOBUFS with F_MORE"
+                );
+                check_eq!(recv_msg(&mut rx_ring, rx.id, 64)?, pattern(2, 20));
+            }
+            Some(c) => {
+                let (_, payload) = mshot_message(&mut bufs, &c)?;
+                check!(payload == pattern(2, 20), "{d:?}: message 2 garbled");
+                push(&mut rx_ring, opcode::async_cancel(0x31, 0).user_data(0x32))?;
+                check_eq!(rx_ring.wait_for(0x32)?.res, 0);
+                mshot_end(&mut rx_ring, 0x31, -libc::ECANCELED)?;
+            }
+            None => {
+                return Err(Outcome::Fail(format!(
+                    "{d:?}: the third message neither arrived nor ended the stream"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With no buffer provided, the stream ends with -ENOBUFS at the first
+/// message, which stays queued.
+fn multishot_recv_without_buffers_is_enobufs() -> TestResult {
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = BufRing::new(&rx_ring, 4, 1, (MSHOT_HDR + 64) as u32)?;
+    start_multishot(&mut rx_ring, rx.id, &bufs, 0x41)?;
+    tx_ring.ipc_send(tx.id, b"first")?;
+    let c = rx_ring.wait_for(0x41)?;
+    mshot_message(&mut bufs, &c)?;
+    // the only buffer is provided again, then taken by "second": "third"
+    // finds the group empty
+    tx_ring.ipc_send(tx.id, b"second")?;
+    tx_ring.ipc_send(tx.id, b"third")?;
+    let c = rx_ring.wait_for(0x41)?;
+    let Some((bid, len)) = bufs.take(&c) else {
+        return Err(Outcome::Fail(format!("expected \"second\", got {c:?}")));
+    };
+    check_eq!(
+        ipc::parse_multishot(bufs.buf(bid, len)).map(|(_, p)| p.to_vec()),
+        Some(b"second".to_vec())
+    );
+    mshot_end(&mut rx_ring, 0x41, -libc::ENOBUFS)?;
+    check_eq!(recv_msg(&mut rx_ring, rx.id, 64)?, b"third".to_vec());
+    Ok(())
+}
+
+/// A buffer shorter than the message gets what fits, flagged as truncated,
+/// with the full length in the header.
+fn multishot_recv_truncates_visibly() -> TestResult {
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = BufRing::new(&rx_ring, 5, 2, (MSHOT_HDR + 8) as u32)?;
+    start_multishot(&mut rx_ring, rx.id, &bufs, 0x51)?;
+    tx_ring.ipc_send(tx.id, &pattern(9, 30))?;
+    let c = rx_ring.wait_for(0x51)?;
+    let (info, payload) = mshot_message(&mut bufs, &c)?;
+    check_eq!(c.res as usize, MSHOT_HDR + 8);
+    check_eq!(info.len, 30);
+    check!(info.flags & IOIPC_MSG_TRUNC != 0, "no IOIPC_MSG_TRUNC");
+    check_eq!(payload, pattern(9, 30)[..8].to_vec());
+    rx_ring.ipc_detach(rx.id)?;
+    mshot_end(&mut rx_ring, 0x51, -libc::EPIPE)
+}
+
+/// A multishot receive needs a buffer group and nothing else to receive
+/// into; a single-shot receive takes no buffer group.
+fn multishot_recv_rejects_bad_sqes() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let ch = channel(&ring, Delivery::Unicast, 8, 64)?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let bufs = BufRing::new(&ring, 6, 2, 128)?;
+    start_multishot(&mut ring, rx.id, &bufs, 0x61)?;
+    push(&mut ring, opcode::async_cancel(0x61, 0).user_data(0x62))?;
+    check_eq!(ring.wait_for(0x62)?.res, 0);
+    mshot_end(&mut ring, 0x61, -libc::ECANCELED)?;
+    let mut buf = [0u8; 64];
+    let mut info = MsgInfo::default();
+    let base = || ipc::recv_multishot(rx.id, bufs.bgid());
+    let cases: [(&str, Sqe); 5] = [
+        ("without IOSQE_BUFFER_SELECT", {
+            let mut s = base();
+            s.0.flags = 0;
+            s
+        }),
+        ("with a buffer", {
+            let mut s = base();
+            s.0.addr = buf.as_mut_ptr() as u64;
+            s.0.len = 64;
+            s
+        }),
+        ("with msg_info", base().info(&mut info)),
+        ("with IOIPC_RECV_NONBLOCK", base().nonblock()),
+        ("single-shot with IOSQE_BUFFER_SELECT", {
+            let mut s = ipc::recv(rx.id, std::ptr::null_mut(), 0);
+            s.0.flags = IOSQE_BUFFER_SELECT;
+            s.0.buf_index = bufs.bgid();
+            s
+        }),
+    ];
+    for (i, (what, sqe)) in cases.into_iter().enumerate() {
+        push(&mut ring, sqe.user_data(0x70 + i as u64))?;
+        let c = ring.wait_for(0x70 + i as u64)?;
+        check!(
+            c.res == -libc::EINVAL,
+            "multishot receive {what}: expected EINVAL, got {}",
+            errno_name(-c.res)
+        );
+    }
+    Ok(())
+}
+
+/// Every broadcast receiver's multishot receive gets every message.
+fn multishot_recv_broadcast_reaches_all() -> TestResult {
+    const N: u64 = 200;
+    let mut tx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Broadcast, 16, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let mut rx = Vec::new();
+    for i in 0..3u16 {
+        let mut ring = Ring::builder(8).cq_entries(32).build()?;
+        let sub = attach(&ring, ch, IOIPC_SUB_RECV)?;
+        let bufs = BufRing::new(&ring, 10 + i, 8, (MSHOT_HDR + 32) as u32)?;
+        start_multishot(&mut ring, sub.id, &bufs, 0x90)?;
+        rx.push((ring, sub, bufs));
+    }
+    for seq in 0..N {
+        tx_ring.ipc_send(tx.id, &pattern(seq, 32))?;
+        for (ring, _, bufs) in rx.iter_mut() {
+            let c = ring.wait_for(0x90)?;
+            let (_, payload) = mshot_message(bufs, &c)?;
+            check!(payload == pattern(seq, 32), "message {seq} garbled");
+        }
+    }
+    for (ring, sub, _) in rx.iter_mut() {
+        ring.ipc_detach(sub.id)?;
+        mshot_end(ring, 0x90, -libc::EPIPE)?;
+    }
+    Ok(())
+}
+
 fn main() {
     Suite::new(
         "io_uring_ipc",
@@ -2165,6 +2484,13 @@ fn main() {
             epoll_exclusive_waiter_does_not_strand_recv,
             send_waits_complete_in_submission_order,
             ipc_ops_rejected_on_iopoll_ring,
+            send_wait_with_vanished_buffer_leaks_no_slot,
+            multishot_recv_streams_messages,
+            multishot_recv_out_of_buffers_keeps_the_message,
+            multishot_recv_without_buffers_is_enobufs,
+            multishot_recv_truncates_visibly,
+            multishot_recv_rejects_bad_sqes,
+            multishot_recv_broadcast_reaches_all,
         ],
     )
     .probe(probe)
