@@ -128,8 +128,8 @@ fn every_index_of_a_full_queue() -> TestResult {
     for (i, (prio, seed)) in order.iter().enumerate() {
         expect_msg(&q.peek(i as u64)?, *prio, *seed)?;
     }
-    expect_errno(q.peek(10), libc::ENOENT)?;
-    expect_errno(q.peek(u64::MAX), libc::ENOENT)?;
+    expect_errno(q.peek(10), libc::ENOMSG)?;
+    expect_errno(q.peek(u64::MAX), libc::ENOMSG)?;
     Ok(())
 }
 
@@ -220,10 +220,7 @@ fn null_msg_prio_is_allowed() -> TestResult {
 fn peek_empty_queue_is_eagain_and_never_blocks() -> TestResult {
     let q = queue()?;
     let t0 = Instant::now();
-    expect_errno(
-        q.receive2(MQ_PEEK, 0, Some(Duration::from_secs(5))),
-        libc::EAGAIN,
-    )?;
+    expect_errno(q.receive2(MQ_PEEK, 0, None), libc::EAGAIN)?;
     check!(
         t0.elapsed() < Duration::from_secs(2),
         "peek blocked for {:?}",
@@ -232,11 +229,187 @@ fn peek_empty_queue_is_eagain_and_never_blocks() -> TestResult {
     Ok(())
 }
 
-fn peek_past_the_end_is_enoent() -> TestResult {
+/// A peek takes no timeout: EINVAL, whether or not there is a message, and
+/// the queue is unchanged (this keeps a blocking peek possible later).
+fn peek_with_a_timeout_is_einval() -> TestResult {
+    let q = queue()?;
+    expect_errno(
+        q.receive2(MQ_PEEK, 0, Some(Duration::from_secs(5))),
+        libc::EINVAL,
+    )?;
+    fill(&q, &[(1, 1)])?;
+    expect_errno(
+        q.receive2(MQ_PEEK, 0, Some(Duration::from_secs(5))),
+        libc::EINVAL,
+    )?;
+    check_eq!(q.state()?.cur_msgs, 1);
+    Ok(())
+}
+
+/// Flags are checked before the argument block is read: unknown flags with
+/// a bad `uargs` pointer are EINVAL, not EFAULT.
+fn flags_checked_before_arguments() -> TestResult {
+    let q = queue()?;
+    // an address nothing is mapped at
+    let bad = std::ptr::dangling_mut::<mq_timedreceive2_args>();
+    check_eq!(raw(q.raw_fd(), bad, 0x80, 0), Err(libc::EINVAL));
+    Ok(())
+}
+
+/// If the message can't be copied out, `*msg_prio` is not written either.
+fn failed_peek_leaves_msg_prio_alone() -> TestResult {
+    let q = queue()?;
+    fill(&q, &[(9, 1)])?;
+    let mut prio = 0xdead_u32;
+    let mut args = mq_timedreceive2_args {
+        msg_len: MSGSIZE as usize,
+        msg_prio: &mut prio,
+        msg_ptr: 8 as *mut u8,
+    };
+    check_eq!(raw(q.raw_fd(), &mut args, MQ_PEEK, 0), Err(libc::EFAULT));
+    check_eq!(prio, 0xdead);
+    check_eq!(q.state()?.cur_msgs, 1);
+    Ok(())
+}
+
+/// Median wall time of `n` runs of `f`.
+fn median_time(n: usize, mut f: impl FnMut() -> TestResult) -> Result<Duration, Outcome> {
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        f()?;
+        t.push(t0.elapsed());
+    }
+    t.sort();
+    Ok(t[n / 2])
+}
+
+/// Write a root-only mqueue limit, returning the old value (SKIP if not
+/// root or the file is missing).
+fn raise_limit(file: &str, value: u64) -> Result<String, Outcome> {
+    let path = format!("/proc/sys/fs/mqueue/{file}");
+    let Ok(old) = std::fs::read_to_string(&path) else {
+        skip!("no {path}");
+    };
+    if std::fs::write(&path, value.to_string()).is_err() {
+        skip!("cannot raise {path} (not root?)");
+    }
+    Ok(old.trim().to_string())
+}
+
+fn unlimited_msgqueue_rlimit() -> TestResult {
+    let r = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &r) } != 0 {
+        skip!("cannot lift RLIMIT_MSGQUEUE (not root?)");
+    }
+    Ok(())
+}
+
+/// A peek of an empty queue costs the same whatever the queue's message
+/// size: nothing is allocated before the queue is found empty (the bounce
+/// buffer used to be a kvmalloc of mq_msgsize, up to 16 MiB, per call).
+fn empty_peek_allocates_nothing() -> TestResult {
+    const BIG: i64 = 16 << 20;
+    let old = raise_limit("msgsize_max", BIG as u64)?;
+    let run = || -> TestResult {
+        let small = MessageQueue::create(
+            &unique_name("empty-small"),
+            Attr {
+                max_msgs: 1,
+                msg_size: 16,
+            },
+            Access::ReadWrite,
+        )?;
+        let big = MessageQueue::create(
+            &unique_name("empty-big"),
+            Attr {
+                max_msgs: 1,
+                msg_size: BIG,
+            },
+            Access::ReadWrite,
+        )?;
+        let peeks = |q: &MessageQueue| -> TestResult {
+            for _ in 0..20 {
+                let mut buf = vec![0u8; 0];
+                let mut args = mq_timedreceive2_args {
+                    msg_len: q.msg_size(),
+                    msg_prio: std::ptr::null_mut(),
+                    msg_ptr: buf.as_mut_ptr(),
+                };
+                check_eq!(raw(q.raw_fd(), &mut args, MQ_PEEK, 0), Err(libc::EAGAIN));
+            }
+            Ok(())
+        };
+        let t_small = median_time(7, || peeks(&small))?;
+        let t_big = median_time(7, || peeks(&big))?;
+        println!("# 20 empty peeks: msgsize 16: {t_small:?}, msgsize 16 MiB: {t_big:?}");
+        check!(
+            t_big < t_small * 10 + Duration::from_millis(2),
+            "empty peeks of a 16 MiB-msgsize queue take {t_big:?}, of a 16-byte one {t_small:?}"
+        );
+        Ok(())
+    };
+    let r = run();
+    let _ = std::fs::write("/proc/sys/fs/mqueue/msgsize_max", old);
+    r
+}
+
+/// Peeking at the last of 65536 messages of one priority costs about what
+/// peeking at the first does: the lookup walks from the nearer end, and
+/// skips whole priorities by their counts (it used to walk `index` nodes
+/// under the queue's spinlock, quadratic for a full dump).
+fn peek_cost_does_not_grow_with_index() -> TestResult {
+    const N: u64 = 65536;
+    let old = raise_limit("msg_max", N)?;
+    let run = || -> TestResult {
+        unlimited_msgqueue_rlimit()?;
+        let q = MessageQueue::create(
+            &unique_name("deep"),
+            Attr {
+                max_msgs: N as i64,
+                msg_size: 16,
+            },
+            Access::ReadWrite,
+        )?;
+        for i in 0..N {
+            q.send(&i.to_le_bytes(), 5)?;
+        }
+        // a second priority, so that one whole priority is skipped too
+        q.send(&u64::MAX.to_le_bytes(), 9)?;
+        let at = |index: u64, want: u64| -> TestResult {
+            for _ in 0..20 {
+                let m = q.peek(index)?;
+                check_eq!(m.data, want.to_le_bytes().to_vec());
+            }
+            Ok(())
+        };
+        let first = median_time(5, || at(1, 0))?;
+        let middle = median_time(5, || at(N / 2, N / 2 - 1))?;
+        let last = median_time(5, || at(N, N - 1))?;
+        println!(
+            "# 20 peeks at index 1: {first:?}, {}: {middle:?}, {N}: {last:?}",
+            N / 2
+        );
+        check!(
+            last < first * 10 + Duration::from_millis(2),
+            "peeking at index {N} takes {last:?}, at index 1 {first:?}"
+        );
+        Ok(())
+    };
+    let r = run();
+    let _ = std::fs::write("/proc/sys/fs/mqueue/msg_max", old);
+    r
+}
+
+fn peek_past_the_end_is_enomsg() -> TestResult {
     let q = queue()?;
     fill(&q, &[(1, 1), (2, 2)])?;
-    expect_errno(q.peek(2), libc::ENOENT)?;
-    expect_errno(q.peek(1 << 40), libc::ENOENT)?;
+    expect_errno(q.peek(2), libc::ENOMSG)?;
+    expect_errno(q.peek(1 << 40), libc::ENOMSG)?;
     check_eq!(q.state()?.cur_msgs, 2);
     Ok(())
 }
@@ -471,7 +644,7 @@ fn concurrent_peek_send_receive_stress() -> TestResult {
                         check_msg(&m)?;
                         peeks.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) if matches!(e.errno(), Some(libc::EAGAIN) | Some(libc::ENOENT)) => {}
+                    Err(e) if matches!(e.errno(), Some(libc::EAGAIN) | Some(libc::ENOMSG)) => {}
                     Err(e) => return Err(e.to_string()),
                 }
                 i += 1;
@@ -525,7 +698,12 @@ fn main() {
             flags_zero_nonblocking_is_eagain,
             null_msg_prio_is_allowed,
             peek_empty_queue_is_eagain_and_never_blocks,
-            peek_past_the_end_is_enoent,
+            peek_with_a_timeout_is_einval,
+            flags_checked_before_arguments,
+            failed_peek_leaves_msg_prio_alone,
+            empty_peek_allocates_nothing,
+            peek_cost_does_not_grow_with_index,
+            peek_past_the_end_is_enomsg,
             unknown_flags_are_einval,
             flags_zero_with_index_is_einval,
             short_buffer_is_emsgsize,
