@@ -436,6 +436,12 @@ impl Ring {
         self.check_submitter()?;
         let pending = self.flush();
         let mut flags = 0;
+        // GETEVENTS runs deferred task work, and moves overflowed CQEs into
+        // the CQ (as liburing does when the kernel flags either).
+        if want > 0 || self.params.flags & IORING_SETUP_DEFER_TASKRUN != 0 || self.cq_needs_flush()
+        {
+            flags |= IORING_ENTER_GETEVENTS;
+        }
         let mut to_submit = pending;
         if self.sqpoll() {
             to_submit = 0;
@@ -448,12 +454,9 @@ impl Ring {
             if sq_flags & IORING_SQ_NEED_WAKEUP != 0 {
                 flags |= IORING_ENTER_SQ_WAKEUP;
             }
-            if pending > 0 && flags == 0 && want == 0 {
+            if pending > 0 && flags == 0 {
                 return Ok(pending);
             }
-        }
-        if want > 0 || self.params.flags & IORING_SETUP_DEFER_TASKRUN != 0 {
-            flags |= IORING_ENTER_GETEVENTS;
         }
         let r = self.enter(to_submit, want, flags)?;
         Ok(if self.sqpoll() { pending } else { r })
@@ -505,11 +508,35 @@ impl Ring {
     }
 
     /// Take the next completion, if there is one.
+    ///
+    /// When the CQ is empty but the kernel holds completions back (CQEs that
+    /// overflowed a full CQ, or task work under IORING_SETUP_TASKRUN_FLAG),
+    /// one io_uring_enter with GETEVENTS brings them in first.
     pub fn pop_cqe(&mut self) -> Option<Cqe> {
         if let Some(c) = self.backlog.pop_front() {
             return Some(c);
         }
+        if let Some(c) = self.pop_cq() {
+            return Some(c);
+        }
+        if !self.cq_needs_flush() {
+            return None;
+        }
+        // An error (such as EEXIST for a DEFER_TASKRUN ring on another
+        // thread) leaves them where they are, for a later wait.
+        let _ = self.enter(0, 0, IORING_ENTER_GETEVENTS);
         self.pop_cq()
+    }
+
+    /// Does the kernel hold completions that only a GETEVENTS enter posts?
+    /// In 6.12 CQEs that found the CQ full wait on an overflow list
+    /// (IORING_SQ_CQ_OVERFLOW) until io_cqring_wait() flushes them.
+    fn cq_needs_flush(&self) -> bool {
+        // Relaxed: a hint; the CQ tail's acquire load orders the CQEs.
+        let f = self
+            .sq_atomic(self.params.sq_off.flags)
+            .load(Ordering::Relaxed);
+        f & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN) != 0
     }
 
     /// Submit what is queued and wait for the completion with `user_data`;
