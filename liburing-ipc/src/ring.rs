@@ -115,6 +115,24 @@ impl Probe {
     }
 }
 
+/// The setup flags whose ring [`Ring`] can map and use: 64-byte SQEs,
+/// 16-byte CQEs, an SQ index array, rings the kernel allocates, a real fd.
+/// Anything else (IORING_SETUP_SQE128, CQE32, NO_SQARRAY, NO_MMAP,
+/// REGISTERED_FD_ONLY, flags newer than this crate) is refused by
+/// [`RingBuilder::build`].
+pub const SUPPORTED_SETUP_FLAGS: u32 = IORING_SETUP_IOPOLL
+    | IORING_SETUP_SQPOLL
+    | IORING_SETUP_SQ_AFF
+    | IORING_SETUP_CQSIZE
+    | IORING_SETUP_CLAMP
+    | IORING_SETUP_ATTACH_WQ
+    | IORING_SETUP_R_DISABLED
+    | IORING_SETUP_SUBMIT_ALL
+    | IORING_SETUP_COOP_TASKRUN
+    | IORING_SETUP_TASKRUN_FLAG
+    | IORING_SETUP_SINGLE_ISSUER
+    | IORING_SETUP_DEFER_TASKRUN;
+
 /// Options for [`Ring`].
 #[derive(Debug, Clone, Default)]
 pub struct RingBuilder {
@@ -149,12 +167,20 @@ impl RingBuilder {
         self.cq_entries = Some(n);
         self
     }
+    /// Raw IORING_SETUP_* flags; `build` refuses those outside
+    /// [`SUPPORTED_SETUP_FLAGS`].
     pub fn flags(mut self, flags: u32) -> Self {
         self.flags |= flags;
         self
     }
 
     pub fn build(self) -> Result<Ring> {
+        if self.flags & !SUPPORTED_SETUP_FLAGS != 0 {
+            return Err(Error::InvalidArgument(
+                "setup flags that change the ring layout (SQE128, CQE32, NO_SQARRAY, \
+                 NO_MMAP, REGISTERED_FD_ONLY) or that this crate does not know",
+            ));
+        }
         let mut p = io_uring_params {
             flags: self.flags,
             sq_thread_idle: self.sq_thread_idle,
