@@ -54,6 +54,9 @@ fn cname(name: &str) -> Result<CString> {
     CString::new(name).map_err(|_| Error::InvalidArgument("queue name contains NUL"))
 }
 
+/// The CLOCK_REALTIME deadline `timeout` from now. A deadline past what
+/// `time_t` holds saturates to the largest timespec: the kernel turns it
+/// into KTIME_MAX, a wait without end.
 fn abs_deadline(timeout: Duration) -> Result<libc::timespec> {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -64,11 +67,19 @@ fn abs_deadline(timeout: Duration) -> Result<libc::timespec> {
         return Err(Error::last_os("clock_gettime"));
     }
     let nsec = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
-    Ok(libc::timespec {
-        tv_sec: now.tv_sec
-            + timeout.as_secs() as libc::time_t
-            + (nsec / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
+    let sec = libc::time_t::try_from(timeout.as_secs())
+        .ok()
+        .and_then(|s| now.tv_sec.checked_add(s))
+        .and_then(|s| s.checked_add((nsec / 1_000_000_000) as libc::time_t));
+    Ok(match sec {
+        Some(tv_sec) => libc::timespec {
+            tv_sec,
+            tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
+        },
+        None => libc::timespec {
+            tv_sec: libc::time_t::MAX,
+            tv_nsec: 999_999_999,
+        },
     })
 }
 
@@ -300,5 +311,67 @@ pub unsafe fn receive2_raw(
             index as libc::c_ulong,
             abs_timeout,
         ) as isize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> libc::time_t {
+        abs_deadline(Duration::ZERO).unwrap().tv_sec
+    }
+
+    #[test]
+    fn huge_timeouts_saturate_to_a_deadline_past_every_clock() {
+        for d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(1 << 63),
+            Duration::from_secs(i64::MAX as u64),
+            Duration::new(libc::time_t::MAX as u64 - 1, 999_999_999),
+        ] {
+            let t = abs_deadline(d).unwrap();
+            assert_eq!(
+                (t.tv_sec, t.tv_nsec),
+                (libc::time_t::MAX, 999_999_999),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_timeouts_are_now_plus_timeout() {
+        let before = now();
+        let t = abs_deadline(Duration::new(100, 999_999_999)).unwrap();
+        assert!(t.tv_sec >= before + 100 && t.tv_sec <= now() + 101);
+        assert!((0..1_000_000_000).contains(&t.tv_nsec));
+    }
+
+    /// An infinite timeout waits for the message instead of failing at once.
+    #[test]
+    fn receive_with_duration_max_waits() {
+        let name = format!("/liburing-ipc-test-{}", std::process::id());
+        let attr = Attr {
+            max_msgs: 1,
+            msg_size: 16,
+        };
+        let q = match MessageQueue::create(&name, attr, Access::ReadWrite) {
+            Ok(q) => q,
+            Err(e) => {
+                eprintln!("SKIP: mq_open: {e}");
+                return;
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                q.send(b"late", 1).unwrap();
+            });
+            let t0 = std::time::Instant::now();
+            let m = q.receive_timeout(Duration::MAX).unwrap();
+            assert_eq!(m.data, b"late");
+            assert!(t0.elapsed() >= Duration::from_millis(150));
+        });
     }
 }
