@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use uapi_headers::mqueue::{mq_timedreceive2_args, MQ_PEEK, NR_MQ_TIMEDRECEIVE2};
@@ -45,6 +46,8 @@ pub struct MessageQueue {
     mqd: libc::mqd_t,
     name: Option<CString>,
     msg_size: usize,
+    /// The buffer `peek` receives into, kept between calls.
+    scratch: Mutex<Vec<u8>>,
 }
 
 fn cname(name: &str) -> Result<CString> {
@@ -106,6 +109,7 @@ impl MessageQueue {
             mqd,
             name: Some(n),
             msg_size: 0,
+            scratch: Mutex::default(),
         };
         q.msg_size = q.state()?.msg_size as usize;
         Ok(q)
@@ -127,6 +131,7 @@ impl MessageQueue {
             mqd,
             name: None,
             msg_size: 0,
+            scratch: Mutex::default(),
         };
         q.msg_size = q.state()?.msg_size as usize;
         Ok(q)
@@ -211,24 +216,64 @@ impl MessageQueue {
     }
 
     /// The message at position `index` in receive order, left in the queue
-    /// (mq_timedreceive2 with MQ_PEEK). Never blocks.
-    pub fn peek(&self, index: u64) -> Result<Message> {
-        self.receive2(MQ_PEEK, index, None)
+    /// (mq_timedreceive2 with MQ_PEEK); `None` past the end of the queue
+    /// (EAGAIN on an empty queue, ENOENT or ENOMSG past its last message).
+    /// Never blocks. Allocates only the message it returns: the receive
+    /// buffer is kept between calls (see [`MessageQueue::peek_into`] for one
+    /// of the caller's).
+    pub fn peek(&self, index: u64) -> Result<Option<Message>> {
+        let mut local = Vec::new();
+        // A peek in another thread holds the scratch buffer: use our own.
+        let mut guard = self.scratch.try_lock().ok();
+        let buf = guard.as_deref_mut().unwrap_or(&mut local);
+        Ok(self.peek_into(index, buf)?.map(|priority| Message {
+            data: buf.clone(),
+            priority,
+        }))
+    }
+
+    /// [`MessageQueue::peek`] into `buf`, replacing its contents with the
+    /// message; returns its priority, or `None` past the end of the queue.
+    /// Allocates only to grow `buf` to the queue's message size.
+    pub fn peek_into(&self, index: u64, buf: &mut Vec<u8>) -> Result<Option<u32>> {
+        match self.receive2_into(MQ_PEEK, index, None, buf) {
+            Ok(prio) => Ok(Some(prio)),
+            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOENT | libc::ENOMSG)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// mq_timedreceive2(): `flags` 0 is mq_timedreceive(); MQ_PEEK peeks at
     /// `index`. `timeout` is relative (converted to the absolute deadline the
-    /// call takes).
+    /// call takes). Errors are the kernel's, EAGAIN and ENOENT included.
     pub fn receive2(&self, flags: u32, index: u64, timeout: Option<Duration>) -> Result<Message> {
-        let mut buf = vec![0u8; self.msg_size];
+        let mut data = Vec::new();
+        let priority = self.receive2_into(flags, index, timeout, &mut data)?;
+        Ok(Message { data, priority })
+    }
+
+    /// mq_timedreceive2() into `buf` (its contents replaced by the
+    /// message); returns the priority.
+    fn receive2_into(
+        &self,
+        flags: u32,
+        index: u64,
+        timeout: Option<Duration>,
+        buf: &mut Vec<u8>,
+    ) -> Result<u32> {
+        buf.clear();
+        buf.reserve(self.msg_size);
         let mut prio = 0u32;
         let mut args = mq_timedreceive2_args {
-            msg_len: buf.len(),
+            msg_len: buf.capacity(),
             msg_prio: &mut prio,
-            msg_ptr: buf.as_mut_ptr().cast(),
+            msg_ptr: buf.as_mut_ptr(),
         };
         let ts = timeout.map(abs_deadline).transpose()?;
-        // SAFETY: args points at live buffers for the duration of the call.
+        // SAFETY: args points at live buffers for the duration of the call:
+        // buf's allocation of capacity() bytes, and prio.
         let n = unsafe {
             receive2_raw(
                 self.mqd,
@@ -246,11 +291,9 @@ impl MessageQueue {
                 e
             });
         }
-        buf.truncate(n as usize);
-        Ok(Message {
-            data: buf,
-            priority: prio,
-        })
+        // SAFETY: the kernel wrote the n (<= capacity) bytes it returned.
+        unsafe { buf.set_len(n as usize) };
+        Ok(prio)
     }
 
     /// Delete a queue by name.
