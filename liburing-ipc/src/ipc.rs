@@ -394,12 +394,16 @@ impl RingView {
         let h = self.header();
         let d = self.desc_ptr(seq)?;
         // SAFETY: d points into the mapping; the seq field is 8-aligned and
-        // only read atomically. Acquire pairs with the kernel's
-        // smp_store_release of desc->seq after writing payload and desc.
+        // only read atomically.
         let seq_a = unsafe { &*(d as *const AtomicU64) };
-        if seq_a.load(Ordering::Acquire) != seq {
+        // Relaxed (the mapping is read-only, where only relaxed atomic loads
+        // are guaranteed to work), then an acquire fence: together they pair
+        // with the kernel's smp_store_release of desc->seq after writing
+        // payload and desc.
+        if seq_a.load(Ordering::Relaxed) != seq {
             return None;
         }
+        std::sync::atomic::fence(Ordering::Acquire);
         // SAFETY: in-bounds read of the descriptor (volatile: shared memory).
         let desc = unsafe { std::ptr::read_volatile(d) };
         let len = desc.len.min(h.slot_size) as usize;
@@ -409,14 +413,45 @@ impl RingView {
             return None;
         }
         let mut data = vec![0u8; len];
-        // SAFETY: in bounds (checked); the copy may race with a rewrite,
-        // which the second seq check below detects.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), data.as_mut_ptr(), len)
-        };
+        // SAFETY: in bounds (checked); the copy may race with a rewrite
+        // (atomically: no data race), which the second seq check detects.
+        unsafe { copy_from_shared(self.ptr.as_ptr().add(off), &mut data) };
         // Order the payload reads before re-reading seq (smp_rmb).
         std::sync::atomic::fence(Ordering::Acquire);
         (seq_a.load(Ordering::Relaxed) == seq).then_some((desc, data))
+    }
+}
+
+/// Copy `dst.len()` bytes from `src`, memory another thread or the kernel
+/// may be writing (a plain copy would be a data race: undefined behaviour,
+/// whatever the seqcount check decides afterwards). Relaxed atomic loads,
+/// a byte at a time up to 8-byte alignment, then a word at a time; the
+/// caller orders them against its seqcount with an acquire fence. Relaxed
+/// loads of at most pointer size also work on read-only mappings.
+///
+/// # Safety
+/// `src` must be valid for reads of `dst.len()` bytes.
+unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    use std::sync::atomic::AtomicU8;
+    let len = dst.len();
+    let head = src.align_offset(8).min(len);
+    let words = (len - head) / 8;
+    let load_byte = |i: usize| {
+        // SAFETY: i < len; any address is aligned for a u8, and the byte is
+        // only ever accessed atomically here.
+        unsafe { (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed) }
+    };
+    for (i, d) in dst[..head].iter_mut().enumerate() {
+        *d = load_byte(i);
+    }
+    for w in 0..words {
+        let at = head + w * 8;
+        // SAFETY: src + at is 8-aligned (align_offset) and at + 8 <= len.
+        let v = unsafe { (*src.add(at).cast::<AtomicU64>()).load(Ordering::Relaxed) };
+        dst[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(head + words * 8) {
+        *d = load_byte(i);
     }
 }
 
@@ -638,5 +673,47 @@ mod tests {
             assert!(matches!(r, Err(Error::InvalidArgument(_))), "{v:#x}: {r:?}");
         }
         assert_eq!(ring.sq_space(), 4);
+    }
+
+    /// A payload copy racing with a writer (the kernel, in RingView::read)
+    /// must read with atomic loads: under ThreadSanitizer
+    /// (RUSTFLAGS=-Zsanitizer=thread cargo +nightly test) a plain copy is
+    /// reported as a data race. Without it this checks the copy is exact
+    /// at every alignment.
+    #[test]
+    fn shared_copy_is_exact_and_race_free() {
+        use std::sync::atomic::AtomicBool;
+        let words: Vec<AtomicU64> = (0..64u64)
+            .map(|i| AtomicU64::new(i * 0x0101_0101_0101_0101))
+            .collect();
+        let base = words.as_ptr().cast::<u8>();
+        let want = |i: usize| (i / 8) as u8;
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 63, 64, 65, 200] {
+                let mut dst = vec![0xffu8; len];
+                // SAFETY: start + len < 64 * 8 bytes of `words`.
+                unsafe { copy_from_shared(base.add(start), &mut dst) };
+                let exp: Vec<u8> = (start..start + len).map(want).collect();
+                assert_eq!(dst, exp, "start {start} len {len}");
+            }
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut v = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for w in &words {
+                        w.store(v, Ordering::Relaxed);
+                    }
+                    v = v.wrapping_add(1);
+                }
+            });
+            let mut dst = vec![0u8; 64 * 8 - 3];
+            for _ in 0..2000 {
+                // SAFETY: in bounds of `words`.
+                unsafe { copy_from_shared(base.add(3), &mut dst) };
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
     }
 }
