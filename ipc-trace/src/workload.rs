@@ -148,17 +148,22 @@ pub fn run_mq(cfg: &Config) -> Result<MqCounts, Error> {
     for i in 0..cfg.messages as u64 {
         q.send(&payload(i, size), 0)?;
         c.peeks += 1;
-        c.peek_bytes += q.peek(0)?.data.len() as u64;
+        let m = q.peek(0)?.ok_or(Error::InvalidArgument(
+            "peek found no message in a queue of one",
+        ))?;
+        c.peek_bytes += m.data.len() as u64;
         c.receives += 1;
         c.receive_bytes += q.receive2(0, 0, None)?.data.len() as u64;
     }
+    // The kernel answers EAGAIN for an empty queue, which peek reports as
+    // None.
     match q.peek(0) {
-        Err(e) if e.errno() == Some(libc::EAGAIN) => {
+        Ok(None) => {
             c.peeks += 1;
             c.peek_eagain += 1;
         }
         Err(e) => return Err(e),
-        Ok(_) => {
+        Ok(Some(_)) => {
             return Err(Error::InvalidArgument(
                 "peek found a message in an empty queue",
             ))

@@ -12,6 +12,10 @@ pub enum Error {
     SubmissionQueueFull,
     /// An argument was rejected before reaching the kernel.
     InvalidArgument(&'static str),
+    /// A submission to an IORING_SETUP_SINGLE_ISSUER ring from another
+    /// thread than the one the kernel accepts them from (errno EEXIST, as
+    /// the kernel would answer). Nothing was submitted.
+    NotSubmitterThread,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -34,6 +38,7 @@ impl Error {
         match self {
             Error::Os { errno, .. } => Some(*errno),
             Error::Unsupported(_) => Some(libc::ENOSYS),
+            Error::NotSubmitterThread => Some(libc::EEXIST),
             _ => None,
         }
     }
@@ -48,6 +53,10 @@ impl fmt::Display for Error {
             }
             Error::SubmissionQueueFull => write!(f, "io_uring submission queue is full"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::NotSubmitterThread => write!(
+                f,
+                "io_uring_enter: a SINGLE_ISSUER ring used from another thread than its submitter"
+            ),
         }
     }
 }

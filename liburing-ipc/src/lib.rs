@@ -18,5 +18,5 @@ mod sys;
 pub use bufring::BufRing;
 pub use error::{Error, Result};
 pub use opcode::Sqe;
-pub use ring::{Cqe, Probe, Ring, RingBuilder};
+pub use ring::{Cqe, Probe, Ring, RingBuilder, RESERVED_USER_DATA, SUPPORTED_SETUP_FLAGS};
 pub use uapi_headers as uapi;

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use uapi_headers::mqueue::{mq_timedreceive2_args, MQ_PEEK, NR_MQ_TIMEDRECEIVE2};
@@ -45,6 +46,8 @@ pub struct MessageQueue {
     mqd: libc::mqd_t,
     name: Option<CString>,
     msg_size: usize,
+    /// The buffer `peek` receives into, kept between calls.
+    scratch: Mutex<Vec<u8>>,
 }
 
 fn cname(name: &str) -> Result<CString> {
@@ -54,6 +57,9 @@ fn cname(name: &str) -> Result<CString> {
     CString::new(name).map_err(|_| Error::InvalidArgument("queue name contains NUL"))
 }
 
+/// The CLOCK_REALTIME deadline `timeout` from now. A deadline past what
+/// `time_t` holds saturates to the largest timespec: the kernel turns it
+/// into KTIME_MAX, a wait without end.
 fn abs_deadline(timeout: Duration) -> Result<libc::timespec> {
     let mut now = libc::timespec {
         tv_sec: 0,
@@ -64,11 +70,19 @@ fn abs_deadline(timeout: Duration) -> Result<libc::timespec> {
         return Err(Error::last_os("clock_gettime"));
     }
     let nsec = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
-    Ok(libc::timespec {
-        tv_sec: now.tv_sec
-            + timeout.as_secs() as libc::time_t
-            + (nsec / 1_000_000_000) as libc::time_t,
-        tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
+    let sec = libc::time_t::try_from(timeout.as_secs())
+        .ok()
+        .and_then(|s| now.tv_sec.checked_add(s))
+        .and_then(|s| s.checked_add((nsec / 1_000_000_000) as libc::time_t));
+    Ok(match sec {
+        Some(tv_sec) => libc::timespec {
+            tv_sec,
+            tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
+        },
+        None => libc::timespec {
+            tv_sec: libc::time_t::MAX,
+            tv_nsec: 999_999_999,
+        },
     })
 }
 
@@ -95,6 +109,7 @@ impl MessageQueue {
             mqd,
             name: Some(n),
             msg_size: 0,
+            scratch: Mutex::default(),
         };
         q.msg_size = q.state()?.msg_size as usize;
         Ok(q)
@@ -116,6 +131,7 @@ impl MessageQueue {
             mqd,
             name: None,
             msg_size: 0,
+            scratch: Mutex::default(),
         };
         q.msg_size = q.state()?.msg_size as usize;
         Ok(q)
@@ -200,24 +216,64 @@ impl MessageQueue {
     }
 
     /// The message at position `index` in receive order, left in the queue
-    /// (mq_timedreceive2 with MQ_PEEK). Never blocks.
-    pub fn peek(&self, index: u64) -> Result<Message> {
-        self.receive2(MQ_PEEK, index, None)
+    /// (mq_timedreceive2 with MQ_PEEK); `None` past the end of the queue
+    /// (EAGAIN on an empty queue, ENOENT or ENOMSG past its last message).
+    /// Never blocks. Allocates only the message it returns: the receive
+    /// buffer is kept between calls (see [`MessageQueue::peek_into`] for one
+    /// of the caller's).
+    pub fn peek(&self, index: u64) -> Result<Option<Message>> {
+        let mut local = Vec::new();
+        // A peek in another thread holds the scratch buffer: use our own.
+        let mut guard = self.scratch.try_lock().ok();
+        let buf = guard.as_deref_mut().unwrap_or(&mut local);
+        Ok(self.peek_into(index, buf)?.map(|priority| Message {
+            data: buf.clone(),
+            priority,
+        }))
+    }
+
+    /// [`MessageQueue::peek`] into `buf`, replacing its contents with the
+    /// message; returns its priority, or `None` past the end of the queue.
+    /// Allocates only to grow `buf` to the queue's message size.
+    pub fn peek_into(&self, index: u64, buf: &mut Vec<u8>) -> Result<Option<u32>> {
+        match self.receive2_into(MQ_PEEK, index, None, buf) {
+            Ok(prio) => Ok(Some(prio)),
+            Err(e) if matches!(e.errno(), Some(libc::EAGAIN | libc::ENOENT | libc::ENOMSG)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// mq_timedreceive2(): `flags` 0 is mq_timedreceive(); MQ_PEEK peeks at
     /// `index`. `timeout` is relative (converted to the absolute deadline the
-    /// call takes).
+    /// call takes). Errors are the kernel's, EAGAIN and ENOENT included.
     pub fn receive2(&self, flags: u32, index: u64, timeout: Option<Duration>) -> Result<Message> {
-        let mut buf = vec![0u8; self.msg_size];
+        let mut data = Vec::new();
+        let priority = self.receive2_into(flags, index, timeout, &mut data)?;
+        Ok(Message { data, priority })
+    }
+
+    /// mq_timedreceive2() into `buf` (its contents replaced by the
+    /// message); returns the priority.
+    fn receive2_into(
+        &self,
+        flags: u32,
+        index: u64,
+        timeout: Option<Duration>,
+        buf: &mut Vec<u8>,
+    ) -> Result<u32> {
+        buf.clear();
+        buf.reserve(self.msg_size);
         let mut prio = 0u32;
         let mut args = mq_timedreceive2_args {
-            msg_len: buf.len(),
+            msg_len: buf.capacity(),
             msg_prio: &mut prio,
-            msg_ptr: buf.as_mut_ptr().cast(),
+            msg_ptr: buf.as_mut_ptr(),
         };
         let ts = timeout.map(abs_deadline).transpose()?;
-        // SAFETY: args points at live buffers for the duration of the call.
+        // SAFETY: args points at live buffers for the duration of the call:
+        // buf's allocation of capacity() bytes, and prio.
         let n = unsafe {
             receive2_raw(
                 self.mqd,
@@ -235,11 +291,9 @@ impl MessageQueue {
                 e
             });
         }
-        buf.truncate(n as usize);
-        Ok(Message {
-            data: buf,
-            priority: prio,
-        })
+        // SAFETY: the kernel wrote the n (<= capacity) bytes it returned.
+        unsafe { buf.set_len(n as usize) };
+        Ok(prio)
     }
 
     /// Delete a queue by name.
@@ -300,5 +354,67 @@ pub unsafe fn receive2_raw(
             index as libc::c_ulong,
             abs_timeout,
         ) as isize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> libc::time_t {
+        abs_deadline(Duration::ZERO).unwrap().tv_sec
+    }
+
+    #[test]
+    fn huge_timeouts_saturate_to_a_deadline_past_every_clock() {
+        for d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(1 << 63),
+            Duration::from_secs(i64::MAX as u64),
+            Duration::new(libc::time_t::MAX as u64 - 1, 999_999_999),
+        ] {
+            let t = abs_deadline(d).unwrap();
+            assert_eq!(
+                (t.tv_sec, t.tv_nsec),
+                (libc::time_t::MAX, 999_999_999),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_timeouts_are_now_plus_timeout() {
+        let before = now();
+        let t = abs_deadline(Duration::new(100, 999_999_999)).unwrap();
+        assert!(t.tv_sec >= before + 100 && t.tv_sec <= now() + 101);
+        assert!((0..1_000_000_000).contains(&t.tv_nsec));
+    }
+
+    /// An infinite timeout waits for the message instead of failing at once.
+    #[test]
+    fn receive_with_duration_max_waits() {
+        let name = format!("/liburing-ipc-test-{}", std::process::id());
+        let attr = Attr {
+            max_msgs: 1,
+            msg_size: 16,
+        };
+        let q = match MessageQueue::create(&name, attr, Access::ReadWrite) {
+            Ok(q) => q,
+            Err(e) => {
+                eprintln!("SKIP: mq_open: {e}");
+                return;
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                q.send(b"late", 1).unwrap();
+            });
+            let t0 = std::time::Instant::now();
+            let m = q.receive_timeout(Duration::MAX).unwrap();
+            assert_eq!(m.data, b"late");
+            assert!(t0.elapsed() >= Duration::from_millis(150));
+        });
     }
 }

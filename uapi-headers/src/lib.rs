@@ -60,6 +60,26 @@ macro_rules! constants {
     };
 }
 
+/// `constant!(header, NAME)` for a constant named the same in C and Rust,
+/// `constant!(header, C_NAME = RUST_PATH)` for one whose C name differs.
+#[macro_export]
+macro_rules! constant {
+    ($hdr:expr, $c:ident) => {
+        $crate::Constant {
+            header: $hdr,
+            name: stringify!($c),
+            value: $c as u64,
+        }
+    };
+    ($hdr:expr, $c:ident = $rust:path) => {
+        $crate::Constant {
+            header: $hdr,
+            name: stringify!($c),
+            value: $rust as u64,
+        }
+    };
+}
+
 /// Every layout checked against the kernel headers.
 pub fn layouts() -> &'static [&'static [Layout]] {
     &[io_uring::LAYOUTS, mqueue::LAYOUTS]

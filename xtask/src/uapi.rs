@@ -88,13 +88,11 @@ pub fn check(sh: &Shell, built: &Built) -> Result<Vec<String>> {
     cmd!(sh, "make -s -C {src} {o} {path} headers_install")
         .quiet()
         .run()?;
-    let include = hdr.join("include");
-    let text = |h: &str| std::fs::read_to_string(include.join(h)).unwrap_or_default();
-    let (source, absent) = c_source(&text);
-    let c = built.build_dir.join("uapi-check.c");
-    std::fs::write(&c, &source)?;
-    compile(sh, &c, &include)?;
-    let checked = source.matches("_Static_assert").count();
+    let (checked, absent) = check_include_dir(
+        sh,
+        &hdr.join("include"),
+        &built.build_dir.join("uapi-check.c"),
+    )?;
     println!(
         "[uapi] {checked} size/offset/value assertions hold against {}",
         built.release
@@ -106,6 +104,30 @@ pub fn check(sh: &Shell, built: &Built) -> Result<Vec<String>> {
         );
     }
     Ok(absent)
+}
+
+/// Check the mirrors against the headers under `include` (an installed
+/// header tree, searched before the host's /usr/include), writing the C
+/// source to `c`. Returns the number of assertions and the absent items.
+pub fn check_include_dir(sh: &Shell, include: &Path, c: &Path) -> Result<(usize, Vec<String>)> {
+    // The host's /usr/include keeps asm/ under its multiarch directory,
+    // which gcc searches too.
+    let mut dirs = vec![include.to_path_buf()];
+    if include == Path::new("/usr/include") {
+        dirs.insert(
+            0,
+            include.join(format!("{}-linux-gnu", std::env::consts::ARCH)),
+        );
+    }
+    let text = |h: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(h)).ok())
+            .unwrap_or_default()
+    };
+    let (source, absent) = c_source(&text);
+    std::fs::write(c, &source)?;
+    compile(sh, c, include)?;
+    Ok((source.matches("_Static_assert").count(), absent))
 }
 
 fn compile(sh: &Shell, c: &Path, include: &Path) -> Result<()> {
@@ -133,12 +155,10 @@ mod tests {
                    user_data buf_index personality file_index addr3 __pad2 addr2 cmd_op \
                    splice_off_in timeout_flags cancel_flags msg_ring_flags buf_group \
                    splice_fd_in } IORING_OP_NOP";
-        let text = |h: &str| {
-            if h == "linux/io_uring.h" {
-                sqe.to_string()
-            } else {
-                String::new()
-            }
+        let text = |h: &str| match h {
+            "linux/io_uring.h" => sqe.to_string(),
+            "asm/unistd_64.h" => "#define __NR_mq_timedreceive2 548".to_string(),
+            _ => String::new(),
         };
         let (s, absent) = super::c_source(&text);
         assert!(s.contains("#include <linux/io_uring.h>"));
@@ -147,10 +167,15 @@ mod tests {
         assert!(s.contains("offsetof(struct io_uring_sqe, user_data) == 32"));
         assert!(s.contains("offsetof(struct io_uring_sqe, msg_ring_flags) == 28"));
         assert!(s.contains("(IORING_OP_NOP) == 0ULL"));
+        // The system call number is a constant like any other, under its C
+        // name, checked in the table of the target.
+        assert!(s.contains("#include <asm/unistd_64.h>"));
+        assert!(s.contains("(__NR_mq_timedreceive2) == 548ULL"));
         // Not in this "header": reported, not asserted.
         assert!(!s.contains("ipc_flags"));
         for missing in [
             "struct mq_attr",
+            "__kernel_long_t",
             "struct io_uring_cqe",
             "MQ_PEEK",
             "IORING_OP_IPC_SEND",
@@ -160,5 +185,45 @@ mod tests {
                 "{missing} not reported"
             );
         }
+    }
+
+    /// The host's own headers (an unpatched kernel's): whatever they define
+    /// must agree, and what the series adds (mq_timedreceive2's number among
+    /// it) is reported absent, not asserted.
+    #[test]
+    fn host_headers_agree_or_lack_the_series() {
+        let include = std::path::Path::new("/usr/include");
+        if !include.join("linux/io_uring.h").exists() {
+            eprintln!("SKIP: no kernel headers in /usr/include");
+            return;
+        }
+        let sh = xshell::Shell::new().unwrap();
+        let dir = std::env::temp_dir().join(format!("uapi-host-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = super::check_include_dir(&sh, include, &dir.join("uapi-check.c"));
+        let _ = std::fs::remove_dir_all(&dir);
+        // gcc accepted every assertion on what the host defines.
+        let (checked, absent) = r.unwrap();
+        assert!(checked > 0);
+        eprintln!("{checked} assertions hold; absent: {absent:?}");
+    }
+
+    /// An installed header tree named by UAPI_HEADERS_DIR (`make
+    /// headers_install` output of the patched kernel): everything, the
+    /// system call number included, is present and agrees.
+    #[test]
+    fn given_patched_headers_check_everything() {
+        let Some(dir) = std::env::var_os("UAPI_HEADERS_DIR") else {
+            eprintln!("SKIP: UAPI_HEADERS_DIR (an INSTALL_HDR_PATH/include) not set");
+            return;
+        };
+        let include = std::path::PathBuf::from(dir);
+        let sh = xshell::Shell::new().unwrap();
+        let c = std::env::temp_dir().join(format!("uapi-given-{}.c", std::process::id()));
+        let r = super::check_include_dir(&sh, &include, &c);
+        let _ = std::fs::remove_file(&c);
+        let (checked, absent) = r.unwrap();
+        eprintln!("{checked} assertions hold");
+        assert!(absent.is_empty(), "absent: {absent:?}");
     }
 }

@@ -55,6 +55,23 @@ fn raw(fd: i32, args: *mut mq_timedreceive2_args, flags: u32, index: u64) -> Res
     }
 }
 
+/// The message at `index`, which must be there.
+fn peek_at(q: &MessageQueue, index: u64) -> Result<Message, Outcome> {
+    q.peek(index)?
+        .ok_or_else(|| Outcome::Fail(format!("peek({index}) found no message")))
+}
+
+/// Past the end of the queue: the call fails with `errno`, and peek()
+/// reports that as None.
+fn expect_end(q: &MessageQueue, index: u64, errno: i32) -> TestResult {
+    expect_errno(q.receive2(MQ_PEEK, index, None), errno)?;
+    check!(
+        q.peek(index)?.is_none(),
+        "peek({index}) found a message past the end"
+    );
+    Ok(())
+}
+
 /// Fill a queue with messages (priority, payload seed) in send order.
 fn fill(q: &MessageQueue, msgs: &[(u32, u64)]) -> Result<(), Error> {
     for &(prio, seed) in msgs {
@@ -83,7 +100,7 @@ fn expect_msg(m: &Message, prio: u32, seed: u64) -> TestResult {
 fn peek_returns_data_and_priority() -> TestResult {
     let q = queue()?;
     fill(&q, &[(7, 1)])?;
-    let m = q.peek(0)?;
+    let m = peek_at(&q, 0)?;
     expect_msg(&m, 7, 1)
 }
 
@@ -92,7 +109,7 @@ fn peek_leaves_depth_unchanged() -> TestResult {
     fill(&q, &[(1, 1), (2, 2), (3, 3)])?;
     for i in 0..3 {
         for _ in 0..5 {
-            q.peek(i)?;
+            peek_at(&q, i)?;
         }
     }
     check_eq!(q.state()?.cur_msgs, 3);
@@ -104,7 +121,7 @@ fn index_follows_priority_order() -> TestResult {
     let msgs = [(1, 1), (9, 2), (4, 3), (9, 4), (0, 5), (4, 6)];
     fill(&q, &msgs)?;
     for (i, (prio, seed)) in receive_order(&msgs).into_iter().enumerate() {
-        expect_msg(&q.peek(i as u64)?, prio, seed)?;
+        expect_msg(&peek_at(&q, i as u64)?, prio, seed)?;
     }
     Ok(())
 }
@@ -114,7 +131,7 @@ fn fifo_within_one_priority() -> TestResult {
     let msgs: Vec<(u32, u64)> = (1..=6).map(|s| (3, s)).collect();
     fill(&q, &msgs)?;
     for (i, seed) in (1..=6).enumerate() {
-        expect_msg(&q.peek(i as u64)?, 3, seed)?;
+        expect_msg(&peek_at(&q, i as u64)?, 3, seed)?;
     }
     Ok(())
 }
@@ -126,10 +143,10 @@ fn every_index_of_a_full_queue() -> TestResult {
     check_eq!(q.state()?.cur_msgs, 10);
     let order = receive_order(&msgs);
     for (i, (prio, seed)) in order.iter().enumerate() {
-        expect_msg(&q.peek(i as u64)?, *prio, *seed)?;
+        expect_msg(&peek_at(&q, i as u64)?, *prio, *seed)?;
     }
-    expect_errno(q.peek(10), libc::ENOMSG)?;
-    expect_errno(q.peek(u64::MAX), libc::ENOMSG)?;
+    expect_end(&q, 10, libc::ENOMSG)?;
+    expect_end(&q, u64::MAX, libc::ENOMSG)?;
     Ok(())
 }
 
@@ -137,7 +154,7 @@ fn peek_message_of_msgsize_bytes() -> TestResult {
     let q = queue()?;
     let big = pattern(99, MSGSIZE as usize);
     q.send(&big, 5)?;
-    let m = q.peek(0)?;
+    let m = peek_at(&q, 0)?;
     check_eq!(m.data.len(), MSGSIZE as usize);
     check!(m.data == big, "full-size payload differs");
     Ok(())
@@ -148,7 +165,7 @@ fn peek_matches_what_receive_returns() -> TestResult {
     let msgs = [(2, 1), (5, 2), (2, 3), (5, 4), (1, 5)];
     fill(&q, &msgs)?;
     for _ in 0..msgs.len() {
-        let p = q.peek(0)?;
+        let p = peek_at(&q, 0)?;
         let r = q.receive()?;
         check_eq!(p, r);
     }
@@ -382,7 +399,7 @@ fn peek_cost_does_not_grow_with_index() -> TestResult {
         q.send(&u64::MAX.to_le_bytes(), 9)?;
         let at = |index: u64, want: u64| -> TestResult {
             for _ in 0..20 {
-                let m = q.peek(index)?;
+                let m = peek_at(&q, index)?;
                 check_eq!(m.data, want.to_le_bytes().to_vec());
             }
             Ok(())
@@ -408,8 +425,8 @@ fn peek_cost_does_not_grow_with_index() -> TestResult {
 fn peek_past_the_end_is_enomsg() -> TestResult {
     let q = queue()?;
     fill(&q, &[(1, 1), (2, 2)])?;
-    expect_errno(q.peek(2), libc::ENOMSG)?;
-    expect_errno(q.peek(1 << 40), libc::ENOMSG)?;
+    expect_end(&q, 2, libc::ENOMSG)?;
+    expect_end(&q, 1 << 40, libc::ENOMSG)?;
     check_eq!(q.state()?.cur_msgs, 2);
     Ok(())
 }
@@ -418,7 +435,7 @@ fn peek_past_the_end_is_enomsg() -> TestResult {
 fn unchanged(q: &MessageQueue, msgs: &[(u32, u64)]) -> TestResult {
     check_eq!(q.state()?.cur_msgs, msgs.len() as i64);
     for (i, (prio, seed)) in receive_order(msgs).into_iter().enumerate() {
-        expect_msg(&q.peek(i as u64)?, prio, seed)?;
+        expect_msg(&peek_at(q, i as u64)?, prio, seed)?;
     }
     Ok(())
 }
@@ -556,7 +573,7 @@ fn peek_does_not_consume_notification() -> TestResult {
             errno_name(errno())
         );
     }
-    expect_errno(q.peek(0), libc::EAGAIN)?;
+    expect_end(&q, 0, libc::EAGAIN)?;
     q.send(b"n", 1)?;
     // SAFETY: waiting for the blocked signal with a valid timeout.
     let sig = unsafe {
@@ -571,7 +588,7 @@ fn peek_does_not_consume_notification() -> TestResult {
     };
     check_eq!(sig, libc::SIGUSR1);
     // A peek must not re-arm or fire anything: the message is still there.
-    check_eq!(q.peek(0)?.data, b"n".to_vec());
+    check_eq!(peek_at(&q, 0)?.data, b"n".to_vec());
     check_eq!(q.state()?.cur_msgs, 1);
     Ok(())
 }
@@ -640,11 +657,11 @@ fn concurrent_peek_send_receive_stress() -> TestResult {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match q.peek(i % 10) {
-                    Ok(m) => {
+                    Ok(Some(m)) => {
                         check_msg(&m)?;
                         peeks.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) if matches!(e.errno(), Some(libc::EAGAIN) | Some(libc::ENOMSG)) => {}
+                    Ok(None) => {}
                     Err(e) => return Err(e.to_string()),
                 }
                 i += 1;
