@@ -210,23 +210,6 @@ const UNASSIGNED_REGISTER_OPS: [u32; 9] = [31, 32, 33, 34, 35, 36, 37, 42, 255];
 /// Every one of them is unknown on the base: -EINVAL, from every entry point.
 const BASE_ERRNO: i32 = libc::EINVAL;
 
-const IORING_SETUP_R_DISABLED: u32 = 1 << 6;
-const IORING_REGISTER_RESTRICTIONS: u32 = 11;
-const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
-const IORING_RESTRICTION_REGISTER_OP: u16 = 0;
-const IORING_RESTRICTION_SQE_OP: u16 = 1;
-
-/// struct io_uring_restriction
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct Restriction {
-    opcode: u16,
-    /// register_op / sqe_op / sqe_flags
-    arg: u8,
-    resv: u8,
-    resv2: [u32; 3],
-}
-
 /// Kernels after 6.12 assign these numbers themselves: nothing to compare.
 fn require_base_numbering(ring: &Ring) -> TestResult {
     let p = ring.probe()?;
@@ -284,7 +267,7 @@ fn register_raw(fd: i32, opcode: u32, arg: *mut libc::c_void, nr: u32) -> i32 {
 
 /// An R_DISABLED ring with `res` registered (the result of that), enabled
 /// if the registration worked.
-fn restricted_ring(res: &[Restriction]) -> Result<(Ring, i32), Error> {
+fn restricted_ring(res: &[io_uring_restriction]) -> Result<(Ring, i32), Error> {
     let ring = Ring::builder(8).flags(IORING_SETUP_R_DISABLED).build()?;
     let r = register_raw(
         ring.fd(),
@@ -313,7 +296,7 @@ fn unassigned_sqe_opcodes_are_unknown() -> TestResult {
     let mut ring = Ring::new(8)?;
     require_base_numbering(&ring)?;
     let probe = ring.probe()?;
-    let nop_only = [Restriction {
+    let nop_only = [io_uring_restriction {
         opcode: IORING_RESTRICTION_SQE_OP,
         arg: IORING_OP_NOP,
         ..Default::default()
@@ -372,7 +355,7 @@ fn restrictions_refuse_unassigned_opcodes() -> TestResult {
     require_base_numbering(&Ring::new(4)?)?;
     let mut bad = Vec::new();
     for op in UNASSIGNED_SQE_OPS {
-        let res = [Restriction {
+        let res = [io_uring_restriction {
             opcode: IORING_RESTRICTION_SQE_OP,
             arg: op,
             ..Default::default()
@@ -384,7 +367,7 @@ fn restrictions_refuse_unassigned_opcodes() -> TestResult {
         );
     }
     for op in UNASSIGNED_REGISTER_OPS {
-        let res = [Restriction {
+        let res = [io_uring_restriction {
             opcode: IORING_RESTRICTION_REGISTER_OP,
             arg: op as u8,
             ..Default::default()

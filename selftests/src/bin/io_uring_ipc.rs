@@ -2361,7 +2361,7 @@ fn multishot_recv_rejects_bad_sqes() -> TestResult {
     let mut buf = [0u8; 64];
     let mut info = MsgInfo::default();
     let base = || ipc::recv_multishot(rx.id, bufs.bgid());
-    let cases: [(&str, Sqe); 5] = [
+    let cases: [(&str, Sqe); 6] = [
         ("without IOSQE_BUFFER_SELECT", {
             let mut s = base();
             s.0.flags = 0;
@@ -2375,6 +2375,10 @@ fn multishot_recv_rejects_bad_sqes() -> TestResult {
         }),
         ("with msg_info", base().info(&mut info)),
         ("with IOIPC_RECV_NONBLOCK", base().nonblock()),
+        (
+            "with IOSQE_CQE_SKIP_SUCCESS",
+            base().flags(IOSQE_BUFFER_SELECT | IOSQE_CQE_SKIP_SUCCESS),
+        ),
         ("single-shot with IOSQE_BUFFER_SELECT", {
             let mut s = ipc::recv(rx.id, std::ptr::null_mut(), 0);
             s.0.flags = IOSQE_BUFFER_SELECT;
@@ -2391,6 +2395,65 @@ fn multishot_recv_rejects_bad_sqes() -> TestResult {
             errno_name(-c.res)
         );
     }
+    Ok(())
+}
+
+/// The final CQE of a stream carries no buffer unless it holds a message:
+/// a multishot that delivered a message and then found its subscriber
+/// detached ends with a plain -EPIPE (it used to repeat the delivered
+/// message's buffer id, which the application would then provide twice).
+fn multishot_final_cqe_repeats_no_buffer() -> TestResult {
+    let mut d = deferred_channel(Delivery::Unicast, 8)?;
+    let mut bufs = BufRing::new(&d.rx_ring, 8, 4, (MSHOT_HDR + 64) as u32)?;
+    start_multishot(&mut d.rx_ring, d.rx.id, &bufs, 0xa1)?;
+    // handed to the parked receive; its task_work waits for GETEVENTS
+    d.tx_ring.ipc_send(d.tx.id, b"last one")?;
+    d.rx_ring.ipc_detach(d.rx.id)?;
+    let c = d.rx_ring.wait_for(0xa1)?;
+    let (_, payload) = mshot_message(&mut bufs, &c)?;
+    check_eq!(payload, b"last one".to_vec());
+    let end = d.rx_ring.wait_for(0xa1)?;
+    check!(
+        end.res == -libc::EPIPE && end.flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER) == 0,
+        "expected a bare -EPIPE, got res {} flags {:#x}",
+        end.res,
+        end.flags
+    );
+    Ok(())
+}
+
+/// A buffer too short for the header ends the stream with -EFAULT and
+/// comes back in that CQE, and the message stays queued (it used to stay at
+/// the head of the group, failing every later multishot receive).
+fn multishot_short_buffer_comes_back() -> TestResult {
+    let mut tx_ring = Ring::new(8)?;
+    let mut rx_ring = Ring::new(8)?;
+    let ch = channel(&tx_ring, Delivery::Unicast, 8, 64)?;
+    let tx = attach(&tx_ring, ch, IOIPC_SUB_SEND)?;
+    let rx = attach(&rx_ring, ch, IOIPC_SUB_RECV)?;
+    let mut bufs = BufRing::new(&rx_ring, 9, 2, 16)?;
+    start_multishot(&mut rx_ring, rx.id, &bufs, 0xb1)?;
+    tx_ring.ipc_send(tx.id, b"kept")?;
+    let c = rx_ring.wait_for(0xb1)?;
+    check!(
+        c.res == -libc::EFAULT && c.flags & IORING_CQE_F_MORE == 0,
+        "expected the stream to end with -EFAULT, got {c:?}"
+    );
+    check!(
+        bufs.take(&c).is_some(),
+        "the short buffer did not come back: {c:?}"
+    );
+    check_eq!(recv_msg(&mut rx_ring, rx.id, 64)?, b"kept".to_vec());
+    // the other buffer is next: it is short too, so a new stream fails
+    // the same way, and does not wedge on the first one
+    start_multishot(&mut rx_ring, rx.id, &bufs, 0xb2)?;
+    tx_ring.ipc_send(tx.id, b"again")?;
+    let c = rx_ring.wait_for(0xb2)?;
+    check_eq!(c.res, -libc::EFAULT);
+    check!(
+        bufs.take(&c).is_some(),
+        "the second short buffer did not come back"
+    );
     Ok(())
 }
 
@@ -2491,6 +2554,8 @@ fn main() {
             multishot_recv_truncates_visibly,
             multishot_recv_rejects_bad_sqes,
             multishot_recv_broadcast_reaches_all,
+            multishot_final_cqe_repeats_no_buffer,
+            multishot_short_buffer_comes_back,
         ],
     )
     .probe(probe)
