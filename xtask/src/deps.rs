@@ -72,6 +72,45 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// How this process can install system packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    Root,
+    /// Not root, but `sudo -n` works (no password asked).
+    Sudo,
+    /// Neither: print the commands for the user to run.
+    None,
+}
+
+impl Privilege {
+    pub fn detect(sh: &Shell) -> Privilege {
+        if is_root() {
+            return Privilege::Root;
+        }
+        let sudo_ok = which("sudo").is_some()
+            && cmd!(sh, "sudo -n true")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()
+                .is_ok();
+        if sudo_ok {
+            Privilege::Sudo
+        } else {
+            Privilege::None
+        }
+    }
+
+    /// A command run as root (with a non-interactive apt); append the
+    /// program and its arguments.
+    fn as_root(self, sh: &Shell) -> xshell::Cmd<'_> {
+        match self {
+            Privilege::Root => cmd!(sh, "env DEBIAN_FRONTEND=noninteractive"),
+            _ => cmd!(sh, "sudo -n env DEBIAN_FRONTEND=noninteractive"),
+        }
+    }
+}
+
 fn missing_packages(sh: &Shell, pkgs: &[&str]) -> Result<Vec<String>> {
     if which("dpkg-query").is_none() {
         bail!(
@@ -155,8 +194,10 @@ fn missing(sh: &Shell, need: Need) -> Result<Missing> {
     Ok(Missing { apt, vng })
 }
 
-/// Fail with the exact commands to run when something `need` requires is
-/// missing. Every xtask command calls this before doing real work.
+/// Make sure what `need` requires is installed: install it when this
+/// process can (root, or sudo without a password), with the same code as
+/// `cargo xtask deps`; otherwise fail with the exact commands to run. Every
+/// xtask command calls this before doing real work.
 pub fn require(sh: &Shell, need: Need) -> Result<()> {
     let m = missing(sh, need)?;
     if m.is_empty() {
@@ -166,11 +207,51 @@ pub fn require(sh: &Shell, need: Need) -> Result<()> {
     if m.vng {
         what.push("virtme-ng (PyPI)".into());
     }
-    bail!(
-        "missing host dependencies: {}\nrun `cargo xtask deps`, or by hand:\n  {}",
-        what.join(", "),
-        m.commands().join("\n  ")
-    )
+    let privilege = Privilege::detect(sh);
+    if privilege == Privilege::None && !m.apt.is_empty() {
+        bail!(
+            "missing host dependencies: {}\ninstalling them needs root; run:\n  {}\n\
+             (or `sudo cargo xtask deps`), then this command again",
+            what.join(", "),
+            m.commands().join("\n  ")
+        );
+    }
+    println!(
+        "deps: installing what this command needs: {}",
+        what.join(", ")
+    );
+    install(sh, need, &m, privilege)?;
+    let left = missing(sh, need)?;
+    if !left.is_empty() {
+        bail!(
+            "still missing after installing: {}; run by hand:\n  {}",
+            left.apt.join(" "),
+            left.commands().join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Install `m` (what `need` lacks): apt packages as root or through sudo,
+/// virtme-ng with pip (for the user when not root).
+fn install(sh: &Shell, need: Need, m: &Missing, privilege: Privilege) -> Result<()> {
+    if !m.apt.is_empty() {
+        let pkgs = &m.apt;
+        println!("deps: apt-get install {}", pkgs.join(" "));
+        privilege
+            .as_root(sh)
+            .args(["apt-get", "update", "-q"])
+            .run()?;
+        privilege
+            .as_root(sh)
+            .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
+            .args(pkgs)
+            .run()?;
+    }
+    if missing(sh, need)?.vng {
+        install_vng(sh)?;
+    }
+    Ok(())
 }
 
 /// Where `deps` adds deb-src entries (`cargo xtask regress` runs liburing's
@@ -231,7 +312,7 @@ pub fn deb_src_for(sources: &[String]) -> String {
 }
 
 /// Add deb-src entries when apt has none.
-fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
+fn ensure_deb_src(sh: &Shell, check: bool, privilege: Privilege) -> Result<()> {
     if crate::liburing::have_deb_src() {
         return Ok(());
     }
@@ -253,7 +334,7 @@ fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
     if stanzas.is_empty() {
         bail!("no Debian/Ubuntu archive among apt's sources to add a deb-src entry for");
     }
-    if !is_root() {
+    if privilege == Privilege::None {
         // Not fatal: only `cargo xtask regress` needs it, and it says so.
         println!(
             "deps: adding deb-src entries needs root; write this to {DEB_SRC_FILE} \
@@ -264,16 +345,45 @@ fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
     let text = format!(
         "# Added by `cargo xtask deps`: source packages for `cargo xtask regress`.\n{stanzas}"
     );
-    std::fs::write(DEB_SRC_FILE, text)?;
+    privilege
+        .as_root(sh)
+        .args(["tee", DEB_SRC_FILE])
+        .stdin(text)
+        .quiet()
+        .ignore_stdout()
+        .run()?;
     println!("deps: wrote {DEB_SRC_FILE}; apt-get update");
-    cmd!(sh, "apt-get update -q")
-        .env("DEBIAN_FRONTEND", "noninteractive")
+    privilege
+        .as_root(sh)
+        .args(["apt-get", "update", "-q"])
         .run()?;
     Ok(())
 }
 
+/// pip-install virtme-ng (for the user when not root).
+fn install_vng(sh: &Shell) -> Result<()> {
+    println!("deps: pip install virtme-ng");
+    let user = if is_root() { None } else { Some("--user") };
+    let first = cmd!(sh, "python3 -m pip install -q {user...} virtme-ng")
+        .ignore_stderr()
+        .run();
+    if first.is_err() {
+        // Distribution pythons refuse pip installs (PEP 668) unless told.
+        cmd!(
+            sh,
+            "python3 -m pip install -q {user...} --break-system-packages virtme-ng"
+        )
+        .run()?;
+    }
+    if vng_path().is_none() {
+        bail!("virtme-ng installed but `vng` is not on PATH nor in ~/.local/bin");
+    }
+    Ok(())
+}
+
 pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
-    ensure_deb_src(sh, args.check)?;
+    let privilege = Privilege::detect(sh);
+    ensure_deb_src(sh, args.check, privilege)?;
     let m = missing(sh, Need::All)?;
     if m.is_empty() {
         println!("deps: everything is installed");
@@ -291,43 +401,13 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
             m.commands().join("\n  ")
         );
     }
-    if !m.apt.is_empty() {
-        if !is_root() {
-            bail!(
-                "installing Debian packages needs root; run:\n  {}",
-                m.commands().join("\n  ")
-            );
-        }
-        let pkgs = &m.apt;
-        println!("deps: apt-get install {}", pkgs.join(" "));
-        cmd!(sh, "apt-get update -q")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .run()?;
-        cmd!(
-            sh,
-            "apt-get install -y -q --no-install-recommends {pkgs...}"
-        )
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()?;
+    if !m.apt.is_empty() && privilege == Privilege::None {
+        bail!(
+            "installing Debian packages needs root (or sudo without a password); run:\n  {}",
+            m.commands().join("\n  ")
+        );
     }
-    if missing(sh, Need::All)?.vng {
-        println!("deps: pip install virtme-ng");
-        let user = if is_root() { None } else { Some("--user") };
-        let first = cmd!(sh, "python3 -m pip install -q {user...} virtme-ng")
-            .ignore_stderr()
-            .run();
-        if first.is_err() {
-            // Distribution pythons refuse pip installs (PEP 668) unless told.
-            cmd!(
-                sh,
-                "python3 -m pip install -q {user...} --break-system-packages virtme-ng"
-            )
-            .run()?;
-        }
-        if vng_path().is_none() {
-            bail!("virtme-ng installed but `vng` is not on PATH nor in ~/.local/bin");
-        }
-    }
+    install(sh, Need::All, &m, privilege)?;
     println!("deps: done");
     Ok(())
 }
