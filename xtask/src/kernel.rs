@@ -11,7 +11,7 @@
 //!   build-base/    the unpatched base kernel (fast profile, `regress`)
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
@@ -41,7 +41,10 @@ pub struct BaseSource {
     pub package: String,
     pub version: String,
     pub tarball: String,
+    /// Of the tarball inside the package.
     pub sha256: String,
+    /// The package file(s) by content, and where to get them.
+    pub fetch: crate::fetch::Pin,
 }
 
 impl BaseSource {
@@ -53,6 +56,10 @@ impl BaseSource {
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if b.sha256.len() != 64 || !b.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("{}: sha256 must be 64 hex digits", path.display());
+        }
+        b.fetch.validate(&path.display().to_string())?;
+        if b.fetch.files.len() != 1 {
+            bail!("{}: [fetch] must pin exactly one .deb", path.display());
         }
         Ok(b)
     }
@@ -91,20 +98,6 @@ pub struct Built {
     pub build_dir: PathBuf,
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -139,25 +132,17 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     let t0 = Instant::now();
     let dl = kernel_dir().join("dl");
     std::fs::create_dir_all(&dl)?;
-    let deb_name = format!(
-        "{}_{}_all.deb",
-        base.package,
-        base.version.replace(':', "%3a")
-    );
-    let deb = dl.join(&deb_name);
-    if !deb.exists() {
-        println!("[base] downloading {}={}", base.package, base.version);
-        let spec = format!("{}={}", base.package, base.version);
-        let _d = sh.push_dir(&dl);
-        let got = cmd!(sh, "apt-get download -q {spec}").ignore_stderr().run();
-        if got.is_err() || !deb.exists() {
-            bail!(
-                "could not download {spec}. Check that apt knows it \
-                 (`apt-cache policy {}` after `apt-get update`); Debian may have \
-                 stopped serving this version, in which case pin another one in \
-                 patches/base.toml",
-                base.package
-            );
+    let spec = format!("{}={}", base.package, base.version);
+    let mut fetcher =
+        crate::fetch::Fetcher::new(&base.fetch, &spec, &dl, &crate::fetch::cache_dir());
+    let deb_name = base.fetch.files[0].name.clone();
+    let deb = fetcher.path(&deb_name);
+    for (name, origin) in fetcher
+        .fetch_all()
+        .with_context(|| format!("getting {spec} (patches/base.toml [fetch])"))?
+    {
+        if let crate::fetch::Origin::Source(s) = origin {
+            println!("[base] {name}: sha256 ok, from {s}");
         }
     }
     let unpacked = dl.join("unpacked");
@@ -168,7 +153,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         cmd!(sh, "dpkg-deb -x {deb} {unpacked}").run()?;
     }
     print!("[base] verifying sha256 of {} ... ", base.tarball);
-    let got = sha256_file(&tarball)?;
+    let got = crate::fetch::sha256_file(&tarball)?;
     if got != base.sha256 {
         println!("MISMATCH");
         bail!(

@@ -3,6 +3,7 @@
 mod bench;
 mod cover;
 mod deps;
+mod fetch;
 mod flags;
 mod gate;
 mod guest;
