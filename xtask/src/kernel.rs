@@ -187,6 +187,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         .env("GIT_COMMITTER_DATE", BASE_DATE)
         .run()?;
     git(sh, &tmp).args(["tag", "base"]).run()?;
+    crate::incremental::mark_new_copy(&tmp.join(".git"))?;
     std::fs::write(tmp.join(BASE_STAMP), &base.sha256)?;
     if src.exists() {
         std::fs::remove_dir_all(&src)?;
@@ -470,9 +471,10 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         if changed { " applied" } else { " (unchanged)" }
     );
     let shash = series_hash(&series)?;
+    let out = build_dir(profile);
+    let tree = prepare_build_dir(sh, &src, &out)?;
     configure(sh, &src, profile, &shash)?;
 
-    let out = build_dir(profile);
     let config = std::fs::read(out.join(".config"))?;
     let key = sha256_str(&[&config, shash.as_bytes(), b"bzImage"]);
     let stamp = out.join(".xtask-built");
@@ -491,6 +493,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         )?;
         std::fs::write(&stamp, key)?;
     }
+    crate::incremental::record(&out, &tree)?;
     let release = kernel_release(profile)?;
     println!(
         "[build] done in {}\n  image:   {}\n  release: {}",
@@ -503,6 +506,27 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         release,
         build_dir: out,
     })
+}
+
+/// Make `out` safe to build from `src` (see incremental.rs), saying what
+/// was done; returns the tree's state to record after the build.
+fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::incremental::TreeState> {
+    use crate::incremental::Prepared;
+    let (what, state) = crate::incremental::prepare(sh, src, out)?;
+    match what {
+        Prepared::Kept => {}
+        Prepared::Redated(files) => println!(
+            "[build] {} was built from another copy of the tree: every source \
+             re-dated older than its objects, except {} file(s) whose content differs",
+            out.display(),
+            files.len()
+        ),
+        Prepared::Discarded(why) => println!(
+            "[build] discarded {}: {why}; building from scratch",
+            out.display()
+        ),
+    }
+    Ok(state)
 }
 
 /// The release string the build wrote (what `uname -r` will say).
@@ -644,6 +668,10 @@ fn base_worktree(sh: &Shell, src: &Path) -> Result<PathBuf> {
         .arg(&wt)
         .arg("base")
         .run()?;
+    let gd = git(sh, &wt)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .read()?;
+    crate::incremental::mark_new_copy(Path::new(&gd))?;
     Ok(wt)
 }
 
@@ -673,6 +701,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         }
     );
     let out = base_build_dir();
+    let tree = prepare_build_dir(sh, &base_tree, &out)?;
     configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
     let config = std::fs::read(out.join(".config"))?;
     let key = sha256_str(&[&config, base_commit.as_bytes(), b"bzImage"]);
@@ -685,6 +714,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))?;
         std::fs::write(&stamp, key)?;
     }
+    crate::incremental::record(&out, &tree)?;
     let release = release_of(&out)?;
     println!(
         "[build] base done in {}\n  image:   {}\n  release: {}",

@@ -7,6 +7,7 @@ mod fetch;
 mod flags;
 mod gate;
 mod guest;
+mod incremental;
 mod kconfig;
 mod kernel;
 mod kselftest;
