@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::DepsArgs;
@@ -134,6 +134,55 @@ fn missing_packages(sh: &Shell, pkgs: &[&str]) -> Result<Vec<String>> {
     Ok(missing)
 }
 
+/// The virtme-ng release the VM options are made for (`vm.rs`): newer ones
+/// pick virtiofs and the microvm machine by themselves, and change options.
+pub const VNG_VERSION: &str = "1.42";
+
+/// The version a `vng --version` output names ("virtme-ng 1.42").
+pub fn parse_vng_version(out: &str) -> Option<&str> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("virtme-ng "))
+        .map(str::trim)
+}
+
+/// The virtme-ng version of the `vng` that would run, if any.
+pub fn vng_version() -> Option<String> {
+    let out = std::process::Command::new(vng_path()?)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    parse_vng_version(&text).map(str::to_string)
+}
+
+/// The pinned `vng`, or an error saying what was found instead and how to
+/// install the pinned one. Checked once per process (regress boots often).
+pub fn pinned_vng() -> Result<PathBuf> {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = CHECKED.get() {
+        return Ok(p.clone());
+    }
+    let p = check_vng()?;
+    Ok(CHECKED.get_or_init(|| p).clone())
+}
+
+fn check_vng() -> Result<PathBuf> {
+    let Some(path) = vng_path() else {
+        bail!("vng not found: run `cargo xtask deps` (virtme-ng {VNG_VERSION} from PyPI)");
+    };
+    match vng_version() {
+        Some(v) if v == VNG_VERSION => Ok(path),
+        found => bail!(
+            "{} is virtme-ng {}, but the workspace is made for {VNG_VERSION} (newer \
+             releases choose virtiofs and the microvm machine, which the guest config \
+             lacks); run `cargo xtask deps`, or `python3 -m pip install virtme-ng=={VNG_VERSION}`",
+            path.display(),
+            found.as_deref().unwrap_or("of an unknown version")
+        ),
+    }
+}
+
 /// Path of the `vng` launcher, wherever pip put it.
 pub fn vng_path() -> Option<PathBuf> {
     if let Some(p) = which("vng") {
@@ -173,7 +222,7 @@ impl Missing {
             ));
         }
         if self.vng {
-            c.push("python3 -m pip install virtme-ng".to_string());
+            c.push(format!("python3 -m pip install virtme-ng=={VNG_VERSION}"));
         }
         c
     }
@@ -181,7 +230,7 @@ impl Missing {
 
 fn missing(sh: &Shell, need: Need) -> Result<Missing> {
     let mut apt = missing_packages(sh, &packages_for(need))?;
-    let vng = need != Need::Build && vng_path().is_none();
+    let vng = need != Need::Build && vng_version().as_deref() != Some(VNG_VERSION);
     let have_pip = cmd!(sh, "python3 -m pip --version")
         .quiet()
         .ignore_stdout()
@@ -205,7 +254,7 @@ pub fn require(sh: &Shell, need: Need) -> Result<()> {
     }
     let mut what: Vec<String> = m.apt.clone();
     if m.vng {
-        what.push("virtme-ng (PyPI)".into());
+        what.push(format!("virtme-ng {VNG_VERSION} (PyPI)"));
     }
     let privilege = Privilege::detect(sh);
     if privilege == Privilege::None && !m.apt.is_empty() {
@@ -360,24 +409,23 @@ fn ensure_deb_src(sh: &Shell, check: bool, privilege: Privilege) -> Result<()> {
     Ok(())
 }
 
-/// pip-install virtme-ng (for the user when not root).
+/// pip-install the pinned virtme-ng (for the user when not root).
 fn install_vng(sh: &Shell) -> Result<()> {
-    println!("deps: pip install virtme-ng");
+    let spec = format!("virtme-ng=={VNG_VERSION}");
+    println!("deps: pip install {spec}");
     let user = if is_root() { None } else { Some("--user") };
-    let first = cmd!(sh, "python3 -m pip install -q {user...} virtme-ng")
+    let first = cmd!(sh, "python3 -m pip install -q {user...} {spec}")
         .ignore_stderr()
         .run();
     if first.is_err() {
         // Distribution pythons refuse pip installs (PEP 668) unless told.
         cmd!(
             sh,
-            "python3 -m pip install -q {user...} --break-system-packages virtme-ng"
+            "python3 -m pip install -q {user...} --break-system-packages {spec}"
         )
         .run()?;
     }
-    if vng_path().is_none() {
-        bail!("virtme-ng installed but `vng` is not on PATH nor in ~/.local/bin");
-    }
+    pinned_vng().context("after installing virtme-ng")?;
     Ok(())
 }
 
@@ -393,7 +441,10 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
         println!("deps: missing Debian packages: {}", m.apt.join(" "));
     }
     if m.vng {
-        println!("deps: missing virtme-ng (installed from PyPI)");
+        println!(
+            "deps: missing virtme-ng {VNG_VERSION} (installed from PyPI; found: {})",
+            vng_version().as_deref().unwrap_or("none")
+        );
     }
     if args.check {
         bail!(
@@ -415,6 +466,13 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vng_versions() {
+        assert_eq!(parse_vng_version("virtme-ng 1.42\n"), Some("1.42"));
+        assert_eq!(parse_vng_version("junk\nvirtme-ng 1.38 \n"), Some("1.38"));
+        assert_eq!(parse_vng_version("usage: vng"), None);
+    }
 
     #[test]
     fn deb_src_mirrors_archive_entries() {

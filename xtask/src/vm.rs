@@ -71,9 +71,7 @@ pub struct VmSpec<'a> {
 }
 
 pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
-    let Some(vng) = crate::deps::vng_path() else {
-        bail!("vng not found: run `cargo xtask deps` (virtme-ng from PyPI)");
-    };
+    let vng = crate::deps::pinned_vng()?;
     let mut c = Command::new(vng);
     c.arg("--run").arg(&spec.kernel.bzimage);
     c.arg("--cpus").arg(spec.cpus.to_string());
@@ -81,6 +79,10 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     if matches!(accel, Accel::Tcg(_)) {
         c.arg("--disable-kvm");
     }
+    // The guest config (kernel-config/base.config) has 9p and virtio-pci,
+    // not virtiofs nor virtio-mmio: keep vng on those even when a virtiofsd
+    // exists or KVM would let it pick the microvm machine.
+    c.arg("--force-9p").arg("--disable-microvm");
     for d in &spec.rwdirs {
         c.arg(format!("--rwdir={}", d.display()));
     }
