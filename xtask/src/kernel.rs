@@ -96,6 +96,8 @@ pub struct Built {
     pub bzimage: PathBuf,
     pub release: String,
     pub build_dir: PathBuf,
+    /// The tree it was built from (for scripts/decode_stacktrace.sh).
+    pub src: PathBuf,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -505,6 +507,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         bzimage: image,
         release,
         build_dir: out,
+        src,
     })
 }
 
@@ -726,6 +729,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         bzimage: image,
         release,
         build_dir: out,
+        src: base_tree,
     })
 }
 

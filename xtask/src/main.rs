@@ -16,6 +16,7 @@ mod liburing;
 mod lock;
 mod patches;
 mod patchfmt;
+mod postmortem;
 mod progress;
 mod regress;
 mod series;

@@ -68,6 +68,10 @@ pub struct VmSpec<'a> {
     pub memory: &'a str,
     pub rwdirs: Vec<&'a Path>,
     pub exec: Option<Vec<String>>,
+    /// The full serial console on vng's output (`--verbose`, every log
+    /// level), for the caller to write to a console.log; otherwise only
+    /// warnings and worse reach the console.
+    pub console: bool,
 }
 
 pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
@@ -86,8 +90,12 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     for d in &spec.rwdirs {
         c.arg(format!("--rwdir={}", d.display()));
     }
-    // Keep the console quiet; kernel messages are collected from the log.
-    c.arg("--append").arg("loglevel=4");
+    if spec.console {
+        c.arg("--verbose");
+    } else {
+        // Keep the console quiet; kernel messages are collected from the log.
+        c.arg("--append").arg("loglevel=4");
+    }
     if let Some(words) = &spec.exec {
         let line: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
         c.arg("--exec").arg(line.join(" "));
@@ -131,6 +139,7 @@ pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
         memory: &args.memory,
         rwdirs: vec![],
         exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
+        console: false,
     };
     let status = command(&spec, &accel)?.status()?;
     match status.code() {
