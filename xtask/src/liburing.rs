@@ -164,4 +164,28 @@ mod tests {
             assert_eq!(pin.sources.last().map(String::as_str), Some("cache"));
         }
     }
+
+    /// Fetches the real pin through its first source that works (apt-get
+    /// source here): `cargo test -p xtask -- --ignored fetches_the_pinned`.
+    #[test]
+    #[ignore = "needs apt with a deb-src entry, or the network"]
+    fn fetches_the_pinned_source_package() {
+        let pin = LiburingPin::load().unwrap();
+        let d = std::env::temp_dir().join(format!("xtask-liburing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let spec = format!("{}={}", pin.package, pin.version);
+        let got = crate::fetch::Fetcher::new(&pin.fetch, &spec, &d.join("dl"), &d.join("cache"))
+            .fetch_all();
+        let names: Vec<String> = std::fs::read_dir(d.join("cache"))
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&d);
+        let got = got.unwrap();
+        assert_eq!(got.len(), pin.fetch.files.len());
+        assert_eq!(names.len(), pin.fetch.files.len(), "{names:?}");
+    }
 }
