@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The base kernel is Debian's linux-source-6.12 (patches/base.toml), which
-# `cargo xtask build-kernel` fetches with `apt-get download`. On Debian
+# The base kernel is Debian's linux-source-6.12 (patches/base.toml). apt is
+# the first of the sources `cargo xtask build-kernel` takes the checksummed
+# .deb from; this makes apt able to serve it where it can. On Debian
 # bookworm apt already knows it and this does nothing. On Ubuntu (GitHub's
 # runners) it adds Debian's bookworm-security archive with its keyring,
 # pinned at priority 1 so that no Ubuntu package is ever replaced by a
 # Debian one: only an explicit `package=version` request uses it.
+# When apt does not (or no longer) serve the pinned version, this says so
+# and succeeds: the build then uses the next sources of the pin (Debian's
+# snapshot archive, the local cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkg=$(sed -n 's/^package = "\(.*\)"$/\1/p' patches/base.toml)
@@ -31,10 +35,10 @@ if known; then
     exit 0
 fi
 if ! grep -q '^ID=ubuntu' /etc/os-release; then
-    echo "debian-source: apt does not know $pkg $version and this is not Ubuntu;" >&2
-    echo "  apt knows: $(apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' '{print $2}' | tr '\n' ' ')" >&2
-    echo "  add Debian bookworm(-security) to the apt sources, or pin another version in patches/base.toml" >&2
-    exit 1
+    echo "debian-source: apt does not know $pkg $version and this is not Ubuntu"
+    echo "  apt knows: $(apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' '{print $2}' | tr '\n' ' ')"
+    echo "  build-kernel will take the .deb from the other sources in patches/base.toml"
+    exit 0
 fi
 echo "debian-source: adding Debian bookworm-security for $pkg"
 $sudo apt-get install -y -q debian-archive-keyring >/dev/null
@@ -52,8 +56,8 @@ Pin-Priority: 1
 PIN
 $sudo apt-get update -q >/dev/null
 if ! known; then
-    echo "debian-source: Debian's archive does not serve $pkg $version (any more);" >&2
-    echo "  pin a version it serves in patches/base.toml (apt-cache madison $pkg)" >&2
-    exit 1
+    echo "debian-source: Debian's archive does not serve $pkg $version (any more);"
+    echo "  build-kernel will take the .deb from the other sources in patches/base.toml"
+    exit 0
 fi
 echo "debian-source: apt knows $pkg $version"

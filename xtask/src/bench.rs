@@ -177,6 +177,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         memory: &args.memory,
         rwdirs: vec![&raw],
         exec: Some(exec),
+        console: false,
     };
     let budget = budget(args, &accel);
     println!(

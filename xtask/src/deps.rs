@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::DepsArgs;
@@ -72,6 +72,45 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// How this process can install system packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    Root,
+    /// Not root, but `sudo -n` works (no password asked).
+    Sudo,
+    /// Neither: print the commands for the user to run.
+    None,
+}
+
+impl Privilege {
+    pub fn detect(sh: &Shell) -> Privilege {
+        if is_root() {
+            return Privilege::Root;
+        }
+        let sudo_ok = which("sudo").is_some()
+            && cmd!(sh, "sudo -n true")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()
+                .is_ok();
+        if sudo_ok {
+            Privilege::Sudo
+        } else {
+            Privilege::None
+        }
+    }
+
+    /// A command run as root (with a non-interactive apt); append the
+    /// program and its arguments.
+    fn as_root(self, sh: &Shell) -> xshell::Cmd<'_> {
+        match self {
+            Privilege::Root => cmd!(sh, "env DEBIAN_FRONTEND=noninteractive"),
+            _ => cmd!(sh, "sudo -n env DEBIAN_FRONTEND=noninteractive"),
+        }
+    }
+}
+
 fn missing_packages(sh: &Shell, pkgs: &[&str]) -> Result<Vec<String>> {
     if which("dpkg-query").is_none() {
         bail!(
@@ -93,6 +132,55 @@ fn missing_packages(sh: &Shell, pkgs: &[&str]) -> Result<Vec<String>> {
         }
     }
     Ok(missing)
+}
+
+/// The virtme-ng release the VM options are made for (`vm.rs`): newer ones
+/// pick virtiofs and the microvm machine by themselves, and change options.
+pub const VNG_VERSION: &str = "1.42";
+
+/// The version a `vng --version` output names ("virtme-ng 1.42").
+pub fn parse_vng_version(out: &str) -> Option<&str> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("virtme-ng "))
+        .map(str::trim)
+}
+
+/// The virtme-ng version of the `vng` that would run, if any.
+pub fn vng_version() -> Option<String> {
+    let out = std::process::Command::new(vng_path()?)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    parse_vng_version(&text).map(str::to_string)
+}
+
+/// The pinned `vng`, or an error saying what was found instead and how to
+/// install the pinned one. Checked once per process (regress boots often).
+pub fn pinned_vng() -> Result<PathBuf> {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = CHECKED.get() {
+        return Ok(p.clone());
+    }
+    let p = check_vng()?;
+    Ok(CHECKED.get_or_init(|| p).clone())
+}
+
+fn check_vng() -> Result<PathBuf> {
+    let Some(path) = vng_path() else {
+        bail!("vng not found: run `cargo xtask deps` (virtme-ng {VNG_VERSION} from PyPI)");
+    };
+    match vng_version() {
+        Some(v) if v == VNG_VERSION => Ok(path),
+        found => bail!(
+            "{} is virtme-ng {}, but the workspace is made for {VNG_VERSION} (newer \
+             releases choose virtiofs and the microvm machine, which the guest config \
+             lacks); run `cargo xtask deps`, or `python3 -m pip install virtme-ng=={VNG_VERSION}`",
+            path.display(),
+            found.as_deref().unwrap_or("of an unknown version")
+        ),
+    }
 }
 
 /// Path of the `vng` launcher, wherever pip put it.
@@ -134,7 +222,7 @@ impl Missing {
             ));
         }
         if self.vng {
-            c.push("python3 -m pip install virtme-ng".to_string());
+            c.push(format!("python3 -m pip install virtme-ng=={VNG_VERSION}"));
         }
         c
     }
@@ -142,7 +230,7 @@ impl Missing {
 
 fn missing(sh: &Shell, need: Need) -> Result<Missing> {
     let mut apt = missing_packages(sh, &packages_for(need))?;
-    let vng = need != Need::Build && vng_path().is_none();
+    let vng = need != Need::Build && vng_version().as_deref() != Some(VNG_VERSION);
     let have_pip = cmd!(sh, "python3 -m pip --version")
         .quiet()
         .ignore_stdout()
@@ -155,8 +243,10 @@ fn missing(sh: &Shell, need: Need) -> Result<Missing> {
     Ok(Missing { apt, vng })
 }
 
-/// Fail with the exact commands to run when something `need` requires is
-/// missing. Every xtask command calls this before doing real work.
+/// Make sure what `need` requires is installed: install it when this
+/// process can (root, or sudo without a password), with the same code as
+/// `cargo xtask deps`; otherwise fail with the exact commands to run. Every
+/// xtask command calls this before doing real work.
 pub fn require(sh: &Shell, need: Need) -> Result<()> {
     let m = missing(sh, need)?;
     if m.is_empty() {
@@ -164,13 +254,53 @@ pub fn require(sh: &Shell, need: Need) -> Result<()> {
     }
     let mut what: Vec<String> = m.apt.clone();
     if m.vng {
-        what.push("virtme-ng (PyPI)".into());
+        what.push(format!("virtme-ng {VNG_VERSION} (PyPI)"));
     }
-    bail!(
-        "missing host dependencies: {}\nrun `cargo xtask deps`, or by hand:\n  {}",
-        what.join(", "),
-        m.commands().join("\n  ")
-    )
+    let privilege = Privilege::detect(sh);
+    if privilege == Privilege::None && !m.apt.is_empty() {
+        bail!(
+            "missing host dependencies: {}\ninstalling them needs root; run:\n  {}\n\
+             (or `sudo cargo xtask deps`), then this command again",
+            what.join(", "),
+            m.commands().join("\n  ")
+        );
+    }
+    println!(
+        "deps: installing what this command needs: {}",
+        what.join(", ")
+    );
+    install(sh, need, &m, privilege)?;
+    let left = missing(sh, need)?;
+    if !left.is_empty() {
+        bail!(
+            "still missing after installing: {}; run by hand:\n  {}",
+            left.apt.join(" "),
+            left.commands().join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Install `m` (what `need` lacks): apt packages as root or through sudo,
+/// virtme-ng with pip (for the user when not root).
+fn install(sh: &Shell, need: Need, m: &Missing, privilege: Privilege) -> Result<()> {
+    if !m.apt.is_empty() {
+        let pkgs = &m.apt;
+        println!("deps: apt-get install {}", pkgs.join(" "));
+        privilege
+            .as_root(sh)
+            .args(["apt-get", "update", "-q"])
+            .run()?;
+        privilege
+            .as_root(sh)
+            .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
+            .args(pkgs)
+            .run()?;
+    }
+    if missing(sh, need)?.vng {
+        install_vng(sh)?;
+    }
+    Ok(())
 }
 
 /// Where `deps` adds deb-src entries (`cargo xtask regress` runs liburing's
@@ -231,7 +361,7 @@ pub fn deb_src_for(sources: &[String]) -> String {
 }
 
 /// Add deb-src entries when apt has none.
-fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
+fn ensure_deb_src(sh: &Shell, check: bool, privilege: Privilege) -> Result<()> {
     if crate::liburing::have_deb_src() {
         return Ok(());
     }
@@ -253,7 +383,7 @@ fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
     if stanzas.is_empty() {
         bail!("no Debian/Ubuntu archive among apt's sources to add a deb-src entry for");
     }
-    if !is_root() {
+    if privilege == Privilege::None {
         // Not fatal: only `cargo xtask regress` needs it, and it says so.
         println!(
             "deps: adding deb-src entries needs root; write this to {DEB_SRC_FILE} \
@@ -264,16 +394,44 @@ fn ensure_deb_src(sh: &Shell, check: bool) -> Result<()> {
     let text = format!(
         "# Added by `cargo xtask deps`: source packages for `cargo xtask regress`.\n{stanzas}"
     );
-    std::fs::write(DEB_SRC_FILE, text)?;
+    privilege
+        .as_root(sh)
+        .args(["tee", DEB_SRC_FILE])
+        .stdin(text)
+        .quiet()
+        .ignore_stdout()
+        .run()?;
     println!("deps: wrote {DEB_SRC_FILE}; apt-get update");
-    cmd!(sh, "apt-get update -q")
-        .env("DEBIAN_FRONTEND", "noninteractive")
+    privilege
+        .as_root(sh)
+        .args(["apt-get", "update", "-q"])
         .run()?;
     Ok(())
 }
 
+/// pip-install the pinned virtme-ng (for the user when not root).
+fn install_vng(sh: &Shell) -> Result<()> {
+    let spec = format!("virtme-ng=={VNG_VERSION}");
+    println!("deps: pip install {spec}");
+    let user = if is_root() { None } else { Some("--user") };
+    let first = cmd!(sh, "python3 -m pip install -q {user...} {spec}")
+        .ignore_stderr()
+        .run();
+    if first.is_err() {
+        // Distribution pythons refuse pip installs (PEP 668) unless told.
+        cmd!(
+            sh,
+            "python3 -m pip install -q {user...} --break-system-packages {spec}"
+        )
+        .run()?;
+    }
+    pinned_vng().context("after installing virtme-ng")?;
+    Ok(())
+}
+
 pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
-    ensure_deb_src(sh, args.check)?;
+    let privilege = Privilege::detect(sh);
+    ensure_deb_src(sh, args.check, privilege)?;
     let m = missing(sh, Need::All)?;
     if m.is_empty() {
         println!("deps: everything is installed");
@@ -283,7 +441,10 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
         println!("deps: missing Debian packages: {}", m.apt.join(" "));
     }
     if m.vng {
-        println!("deps: missing virtme-ng (installed from PyPI)");
+        println!(
+            "deps: missing virtme-ng {VNG_VERSION} (installed from PyPI; found: {})",
+            vng_version().as_deref().unwrap_or("none")
+        );
     }
     if args.check {
         bail!(
@@ -291,43 +452,13 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
             m.commands().join("\n  ")
         );
     }
-    if !m.apt.is_empty() {
-        if !is_root() {
-            bail!(
-                "installing Debian packages needs root; run:\n  {}",
-                m.commands().join("\n  ")
-            );
-        }
-        let pkgs = &m.apt;
-        println!("deps: apt-get install {}", pkgs.join(" "));
-        cmd!(sh, "apt-get update -q")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .run()?;
-        cmd!(
-            sh,
-            "apt-get install -y -q --no-install-recommends {pkgs...}"
-        )
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .run()?;
+    if !m.apt.is_empty() && privilege == Privilege::None {
+        bail!(
+            "installing Debian packages needs root (or sudo without a password); run:\n  {}",
+            m.commands().join("\n  ")
+        );
     }
-    if missing(sh, Need::All)?.vng {
-        println!("deps: pip install virtme-ng");
-        let user = if is_root() { None } else { Some("--user") };
-        let first = cmd!(sh, "python3 -m pip install -q {user...} virtme-ng")
-            .ignore_stderr()
-            .run();
-        if first.is_err() {
-            // Distribution pythons refuse pip installs (PEP 668) unless told.
-            cmd!(
-                sh,
-                "python3 -m pip install -q {user...} --break-system-packages virtme-ng"
-            )
-            .run()?;
-        }
-        if vng_path().is_none() {
-            bail!("virtme-ng installed but `vng` is not on PATH nor in ~/.local/bin");
-        }
-    }
+    install(sh, Need::All, &m, privilege)?;
     println!("deps: done");
     Ok(())
 }
@@ -335,6 +466,13 @@ pub fn run(sh: &Shell, args: &DepsArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vng_versions() {
+        assert_eq!(parse_vng_version("virtme-ng 1.42\n"), Some("1.42"));
+        assert_eq!(parse_vng_version("junk\nvirtme-ng 1.38 \n"), Some("1.38"));
+        assert_eq!(parse_vng_version("usage: vng"), None);
+    }
 
     #[test]
     fn deb_src_mirrors_archive_entries() {

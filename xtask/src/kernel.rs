@@ -11,7 +11,7 @@
 //!   build-base/    the unpatched base kernel (fast profile, `regress`)
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
@@ -41,7 +41,10 @@ pub struct BaseSource {
     pub package: String,
     pub version: String,
     pub tarball: String,
+    /// Of the tarball inside the package.
     pub sha256: String,
+    /// The package file(s) by content, and where to get them.
+    pub fetch: crate::fetch::Pin,
 }
 
 impl BaseSource {
@@ -53,6 +56,10 @@ impl BaseSource {
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if b.sha256.len() != 64 || !b.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("{}: sha256 must be 64 hex digits", path.display());
+        }
+        b.fetch.validate(&path.display().to_string())?;
+        if b.fetch.files.len() != 1 {
+            bail!("{}: [fetch] must pin exactly one .deb", path.display());
         }
         Ok(b)
     }
@@ -89,20 +96,8 @@ pub struct Built {
     pub bzimage: PathBuf,
     pub release: String,
     pub build_dir: PathBuf,
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    /// The tree it was built from (for scripts/decode_stacktrace.sh).
+    pub src: PathBuf,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -139,25 +134,17 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     let t0 = Instant::now();
     let dl = kernel_dir().join("dl");
     std::fs::create_dir_all(&dl)?;
-    let deb_name = format!(
-        "{}_{}_all.deb",
-        base.package,
-        base.version.replace(':', "%3a")
-    );
-    let deb = dl.join(&deb_name);
-    if !deb.exists() {
-        println!("[base] downloading {}={}", base.package, base.version);
-        let spec = format!("{}={}", base.package, base.version);
-        let _d = sh.push_dir(&dl);
-        let got = cmd!(sh, "apt-get download -q {spec}").ignore_stderr().run();
-        if got.is_err() || !deb.exists() {
-            bail!(
-                "could not download {spec}. Check that apt knows it \
-                 (`apt-cache policy {}` after `apt-get update`); Debian may have \
-                 stopped serving this version, in which case pin another one in \
-                 patches/base.toml",
-                base.package
-            );
+    let spec = format!("{}={}", base.package, base.version);
+    let mut fetcher =
+        crate::fetch::Fetcher::new(&base.fetch, &spec, &dl, &crate::fetch::cache_dir());
+    let deb_name = base.fetch.files[0].name.clone();
+    let deb = fetcher.path(&deb_name);
+    for (name, origin) in fetcher
+        .fetch_all()
+        .with_context(|| format!("getting {spec} (patches/base.toml [fetch])"))?
+    {
+        if let crate::fetch::Origin::Source(s) = origin {
+            println!("[base] {name}: sha256 ok, from {s}");
         }
     }
     let unpacked = dl.join("unpacked");
@@ -168,7 +155,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         cmd!(sh, "dpkg-deb -x {deb} {unpacked}").run()?;
     }
     print!("[base] verifying sha256 of {} ... ", base.tarball);
-    let got = sha256_file(&tarball)?;
+    let got = crate::fetch::sha256_file(&tarball)?;
     if got != base.sha256 {
         println!("MISMATCH");
         bail!(
@@ -202,6 +189,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         .env("GIT_COMMITTER_DATE", BASE_DATE)
         .run()?;
     git(sh, &tmp).args(["tag", "base"]).run()?;
+    crate::incremental::mark_new_copy(&tmp.join(".git"))?;
     std::fs::write(tmp.join(BASE_STAMP), &base.sha256)?;
     if src.exists() {
         std::fs::remove_dir_all(&src)?;
@@ -485,9 +473,10 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         if changed { " applied" } else { " (unchanged)" }
     );
     let shash = series_hash(&series)?;
+    let out = build_dir(profile);
+    let tree = prepare_build_dir(sh, &src, &out)?;
     configure(sh, &src, profile, &shash)?;
 
-    let out = build_dir(profile);
     let config = std::fs::read(out.join(".config"))?;
     let key = sha256_str(&[&config, shash.as_bytes(), b"bzImage"]);
     let stamp = out.join(".xtask-built");
@@ -506,6 +495,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         )?;
         std::fs::write(&stamp, key)?;
     }
+    crate::incremental::record(&out, &tree)?;
     let release = kernel_release(profile)?;
     println!(
         "[build] done in {}\n  image:   {}\n  release: {}",
@@ -517,7 +507,29 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         bzimage: image,
         release,
         build_dir: out,
+        src,
     })
+}
+
+/// Make `out` safe to build from `src` (see incremental.rs), saying what
+/// was done; returns the tree's state to record after the build.
+fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::incremental::TreeState> {
+    use crate::incremental::Prepared;
+    let (what, state) = crate::incremental::prepare(sh, src, out)?;
+    match what {
+        Prepared::Kept => {}
+        Prepared::Redated(files) => println!(
+            "[build] {} was built from another copy of the tree: every source \
+             re-dated older than its objects, except {} file(s) whose content differs",
+            out.display(),
+            files.len()
+        ),
+        Prepared::Discarded(why) => println!(
+            "[build] discarded {}: {why}; building from scratch",
+            out.display()
+        ),
+    }
+    Ok(state)
 }
 
 /// The release string the build wrote (what `uname -r` will say).
@@ -659,6 +671,10 @@ fn base_worktree(sh: &Shell, src: &Path) -> Result<PathBuf> {
         .arg(&wt)
         .arg("base")
         .run()?;
+    let gd = git(sh, &wt)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .read()?;
+    crate::incremental::mark_new_copy(Path::new(&gd))?;
     Ok(wt)
 }
 
@@ -688,6 +704,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         }
     );
     let out = base_build_dir();
+    let tree = prepare_build_dir(sh, &base_tree, &out)?;
     configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
     let config = std::fs::read(out.join(".config"))?;
     let key = sha256_str(&[&config, base_commit.as_bytes(), b"bzImage"]);
@@ -700,6 +717,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))?;
         std::fs::write(&stamp, key)?;
     }
+    crate::incremental::record(&out, &tree)?;
     let release = release_of(&out)?;
     println!(
         "[build] base done in {}\n  image:   {}\n  release: {}",
@@ -711,6 +729,7 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         bzimage: image,
         release,
         build_dir: out,
+        src: base_tree,
     })
 }
 

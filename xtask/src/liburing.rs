@@ -1,10 +1,11 @@
-//! liburing's own test suite, from Debian's liburing source package: fetched
-//! with `apt-get source` at a pinned version, built on the host (about 15
+//! liburing's own test suite, from Debian's liburing source package: the
+//! files pinned by content in ci/liburing.toml (apt, Debian's snapshot
+//! archive or the local cache), built on the host (about 15
 //! binaries a second on two cores; the tests link liburing statically) and
 //! run in the guest by `cargo xtask regress`.
 //!
 //! Layout under target/regress/liburing/:
-//!   dl/               the .dsc, .orig.tar.gz and .debian.tar.xz
+//!   dl/               the .dsc, .orig.tar.gz(.asc) and .debian.tar.xz
 //!   src-<version>/    the unpacked (Debian-patched) source, built in place
 
 use std::path::{Path, PathBuf};
@@ -14,17 +15,41 @@ use xshell::{cmd, Shell};
 
 use crate::guest::{Convention, GuestTest};
 
-pub const PACKAGE: &str = "liburing";
-/// Debian bookworm's version; its test/ directory holds 145 programs.
-pub const VERSION: &str = "2.3-3";
-
-fn root() -> PathBuf {
-    crate::target_dir().join("regress").join(PACKAGE)
+/// The pinned source package: name, version and its files by content.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiburingPin {
+    pub package: String,
+    pub version: String,
+    pub fetch: crate::fetch::Pin,
 }
 
-fn dsc_name() -> String {
-    let upstream_and_rev = VERSION.split_once(':').map_or(VERSION, |(_, v)| v);
-    format!("{PACKAGE}_{upstream_and_rev}.dsc")
+impl LiburingPin {
+    pub fn path() -> PathBuf {
+        crate::project_root().join("ci/liburing.toml")
+    }
+
+    pub fn load() -> Result<LiburingPin> {
+        let path = Self::path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let pin: LiburingPin =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        pin.fetch.validate(&path.display().to_string())?;
+        if !pin.fetch.files.iter().any(|f| f.name.ends_with(".dsc")) {
+            bail!("{}: [fetch] pins no .dsc", path.display());
+        }
+        Ok(pin)
+    }
+
+    fn dsc(&self) -> &str {
+        let f = self.fetch.files.iter().find(|f| f.name.ends_with(".dsc"));
+        &f.expect("checked by load").name
+    }
+}
+
+fn root() -> PathBuf {
+    crate::target_dir().join("regress").join("liburing")
 }
 
 /// Whether apt has any deb-src entry (`apt-get source` needs one).
@@ -44,39 +69,28 @@ pub fn have_deb_src() -> bool {
     })
 }
 
-/// Download (once), unpack and build the suite; returns the test directory.
+/// Fetch (once), unpack and build the suite; returns the test directory.
 pub fn prepare(sh: &Shell, jobs: usize) -> Result<PathBuf> {
-    let dl = root().join("dl");
-    let dsc = dl.join(dsc_name());
-    if !dsc.exists() {
-        if !have_deb_src() {
-            bail!(
-                "`apt-get source {PACKAGE}` needs a deb-src entry in apt's sources; \
-                 `cargo xtask deps` adds one (as root), then run `apt-get update`"
-            );
-        }
-        std::fs::create_dir_all(&dl)?;
-        println!("[liburing] apt-get source --download-only {PACKAGE}={VERSION}");
-        let spec = format!("{PACKAGE}={VERSION}");
-        let _d = sh.push_dir(&dl);
-        let got = cmd!(sh, "apt-get source -q --download-only {spec}")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run();
-        if got.is_err() || !dsc.exists() {
-            bail!(
-                "could not download the {PACKAGE} {VERSION} source package; check \
-                 `apt-cache showsrc {PACKAGE}` (after `apt-get update`): Debian may \
-                 serve another version now, in which case pin it in xtask/src/liburing.rs"
-            );
-        }
-    }
-    let src = root().join(format!("src-{VERSION}"));
+    let pin = LiburingPin::load()?;
+    let version = &pin.version;
+    let src = root().join(format!("src-{version}"));
     let stamp = src.join(".xtask-built");
     if stamp.exists() {
         return Ok(src.join("test"));
     }
+    let dl = root().join("dl");
+    let spec = format!("{}={version}", pin.package);
+    let mut fetcher =
+        crate::fetch::Fetcher::new(&pin.fetch, &spec, &dl, &crate::fetch::cache_dir());
+    for (name, origin) in fetcher
+        .fetch_all()
+        .with_context(|| format!("getting the {spec} source package (ci/liburing.toml)"))?
+    {
+        if let crate::fetch::Origin::Source(s) = origin {
+            println!("[liburing] {name}: sha256 ok, from {s}");
+        }
+    }
+    let dsc = fetcher.path(pin.dsc());
     let _ = std::fs::remove_dir_all(&src);
     // dpkg-source checks every file against the checksums in the .dsc.
     println!("[liburing] unpacking {}", dsc.display());
@@ -99,7 +113,7 @@ pub fn prepare(sh: &Shell, jobs: usize) -> Result<PathBuf> {
         "[liburing] built in {}",
         crate::progress::fmt_duration(t0.elapsed())
     );
-    std::fs::write(&stamp, VERSION)?;
+    std::fs::write(&stamp, version)?;
     Ok(src.join("test"))
 }
 
@@ -125,4 +139,53 @@ pub fn tests(test_dir: &Path, timeout: u64) -> Result<Vec<GuestTest>> {
             scratch: true,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_pins_parse() {
+        let lu = LiburingPin::load().unwrap();
+        assert_eq!(lu.dsc(), format!("liburing_{}.dsc", lu.version));
+        let base = crate::kernel::BaseSource::load().unwrap();
+        let deb = &base.fetch.files[0].name;
+        assert_eq!(
+            deb,
+            &format!(
+                "{}_{}_all.deb",
+                base.package,
+                base.version.replace(':', "%3a")
+            )
+        );
+        for pin in [&lu.fetch, &base.fetch] {
+            assert_eq!(pin.sources.first().map(|s| &s[..3]), Some("apt"));
+            assert_eq!(pin.sources.last().map(String::as_str), Some("cache"));
+        }
+    }
+
+    /// Fetches the real pin through its first source that works (apt-get
+    /// source here): `cargo test -p xtask -- --ignored fetches_the_pinned`.
+    #[test]
+    #[ignore = "needs apt with a deb-src entry, or the network"]
+    fn fetches_the_pinned_source_package() {
+        let pin = LiburingPin::load().unwrap();
+        let d = std::env::temp_dir().join(format!("xtask-liburing-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let spec = format!("{}={}", pin.package, pin.version);
+        let got = crate::fetch::Fetcher::new(&pin.fetch, &spec, &d.join("dl"), &d.join("cache"))
+            .fetch_all();
+        let names: Vec<String> = std::fs::read_dir(d.join("cache"))
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&d);
+        let got = got.unwrap();
+        assert_eq!(got.len(), pin.fetch.files.len());
+        assert_eq!(names.len(), pin.fetch.files.len(), "{names:?}");
+    }
 }

@@ -236,6 +236,7 @@ fn run_on_kernel(
             memory: "2G",
             rwdirs: vec![dir],
             exec: Some(exec),
+            console: true,
         };
         let running = dir.join(crate::guest::RUNNING);
         let _ = std::fs::remove_file(&running);
@@ -262,13 +263,23 @@ fn run_on_kernel(
             }
         });
         let booted = Instant::now();
+        // This boot's console, kept for the post-mortem of a test that
+        // hangs or kills the guest (console.log holds every boot).
+        let mut boot_console: VecDeque<String> = VecDeque::new();
+        let mut keep = |l: String, console: &mut std::fs::File| {
+            let _ = writeln!(console, "{l}");
+            if boot_console.len() == BOOT_CONSOLE_LINES {
+                boot_console.pop_front();
+            }
+            boot_console.push_back(l);
+        };
         // The test the guest announced last, and when.
         let mut current: Option<(String, Instant)> = None;
         let mut hung: Option<String> = None;
         let mut started_any = false;
         loop {
             while let Ok(l) = rx.try_recv() {
-                let _ = writeln!(console, "{l}");
+                keep(l, &mut console);
             }
             let now = std::fs::read_to_string(&running).unwrap_or_default();
             let now = now.trim();
@@ -306,12 +317,17 @@ fn run_on_kernel(
         let _ = r1.join();
         let _ = r2.join();
         while let Ok(l) = rx.try_recv() {
-            let _ = writeln!(console, "{l}");
+            keep(l, &mut console);
         }
+        let save_console = |name: &str| {
+            let text: String = boot_console.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(dir.join(format!("{name}.console")), text)
+        };
         match (&hung, &current) {
             (Some(name), Some((cur, since))) if name == cur => {
                 let secs = since.elapsed().as_secs();
                 std::fs::write(dir.join(format!("{name}.exit")), format!("hang {secs}\n"))?;
+                save_console(name)?;
                 println!(
                     "[regress {label}] {name} still running after {secs}s: \
                      guest killed, continuing in a new VM"
@@ -329,6 +345,7 @@ fn run_on_kernel(
                 let p = dir.join(format!("{cur}.exit"));
                 if !p.exists() {
                     std::fs::write(&p, "vm-died\n")?;
+                    save_console(cur)?;
                     println!("[regress {label}] the VM went away while {cur} ran");
                 }
             }
@@ -369,6 +386,32 @@ fn run_on_kernel(
         }
     }
     Ok(results)
+}
+
+/// Console lines of one boot kept for a hang's post-mortem.
+const BOOT_CONSOLE_LINES: usize = 4000;
+
+/// What the patched kernel said about a regressed test: its splats,
+/// decoded, or, when it hung or took the guest down, that boot's console.
+fn post_mortem(kernel: &Built, dir: &Path, name: &str) -> String {
+    let console = dir.join(format!("{name}.console"));
+    if console.exists() {
+        return crate::postmortem::boot_failure(
+            kernel,
+            &console,
+            &format!("{name} hung or the guest died under it"),
+        );
+    }
+    let log = std::fs::read_to_string(dir.join(format!("{name}.dmesg"))).unwrap_or_default();
+    let shown: Vec<String> = crate::splat::find(&log)
+        .iter()
+        .map(|s| crate::postmortem::show_splat(kernel, name, s))
+        .collect();
+    if shown.is_empty() {
+        format!("# {name}: no kernel splat; output in {}", dir.display())
+    } else {
+        shown.join("\n")
+    }
 }
 
 /// One progress line per test that finished since the last call.
@@ -635,6 +678,9 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     );
     println!("# report: {} and report.txt", ktap_path.display());
     println!("{} regression(s)", regressions.len());
+    for n in &regressions {
+        println!("{}", post_mortem(&patched, &root.join("patched"), n));
+    }
     if !regressions.is_empty() {
         bail!(
             "{} test(s) pass on the base kernel but not with the patches: {}",

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: build kernel + selftests, boot once, run every
 //! selftest binary in the guest, judge KTAP, exit status and kernel log.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -162,6 +162,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         memory: "2G",
         rwdirs: vec![&results],
         exec: Some(exec),
+        console: true,
     };
     let mut command = vm::command(&spec, &accel)?;
     // Both piped: vng reopens its stderr, which truncates a log file.
@@ -191,16 +192,31 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     );
     let mut child = command.spawn()?;
     let pgid = child.id() as libc::pid_t;
+    // Everything vng prints goes to console.log; the terminal gets what
+    // is not a kernel console line (printk's "[ seconds] " prefix).
+    let console_path = crate::postmortem::console_path(&results);
+    let console = std::sync::Arc::new(std::sync::Mutex::new(
+        std::fs::File::create(&console_path)
+            .with_context(|| format!("creating {}", console_path.display()))?,
+    ));
     let stdout = child.stdout.take().unwrap();
+    let log = console.clone();
     let echo = std::thread::spawn(move || {
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("{l}");
+            let _ = writeln!(log.lock().unwrap(), "{l}");
+            if !is_printk(&l) {
+                println!("{l}");
+            }
         }
     });
     let stderr = child.stderr.take().unwrap();
+    let log = console.clone();
     let echo_err = std::thread::spawn(move || {
         for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[vng] {l}");
+            let _ = writeln!(log.lock().unwrap(), "{l}");
+            if !is_printk(&l) {
+                eprintln!("[vng] {l}");
+            }
         }
     });
     let mut watchdog_fired = false;
@@ -248,7 +264,21 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         println!("# problem: {p}");
     }
     for (origin, s) in &report.splats {
-        println!("# kernel splat during {origin}:\n{}", s.text);
+        println!("{}", crate::postmortem::show_splat(&built, origin, s));
+    }
+    let vm_failed = watchdog_fired || status.is_some_and(|s| !s.success()) || !report.complete;
+    if vm_failed {
+        let why = if watchdog_fired {
+            format!("the VM hung (killed after {}s)", budget.as_secs())
+        } else if !report.complete {
+            "the guest did not finish every selftest binary".to_string()
+        } else {
+            "vng exited with an error".to_string()
+        };
+        println!(
+            "{}",
+            crate::postmortem::boot_failure(&built, &console_path, &why)
+        );
     }
     if let Some(s) = status.filter(|s| !s.success()) {
         // The verdict comes from the shared results directory, which is
@@ -295,12 +325,29 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
 pub struct Report {
     pub tally: Tally,
     pub splats: Vec<(String, crate::splat::Splat)>,
+    /// Every binary has its exit file (the guest did not die under one).
+    pub complete: bool,
+}
+
+/// A kernel console line: printk's `[ seconds.micros] ` prefix.
+fn is_printk(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((stamp, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let stamp = stamp.trim();
+    !stamp.is_empty()
+        && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && stamp.contains('.')
 }
 
 /// Read the guest's result files and judge them.
 pub fn judge(results: &std::path::Path, names: &[String]) -> Result<Report> {
     let mut tally = Tally::default();
     let mut splats = Vec::new();
+    let mut complete = true;
     let boot = std::fs::read_to_string(results.join("boot.dmesg")).unwrap_or_default();
     for s in crate::splat::find(&boot) {
         splats.push(("boot".to_string(), s));
@@ -310,13 +357,18 @@ pub fn judge(results: &std::path::Path, names: &[String]) -> Result<Report> {
         let exit = std::fs::read_to_string(results.join(format!("{n}.exit")))
             .map(|s| Exit::parse(&s))
             .unwrap_or(Exit::Missing);
+        complete &= exit != Exit::Missing;
         tally.add(&tally_binary(n, &ktap, &exit));
         let log = std::fs::read_to_string(results.join(format!("{n}.dmesg"))).unwrap_or_default();
         for s in crate::splat::find(&log) {
             splats.push((n.clone(), s));
         }
     }
-    Ok(Report { tally, splats })
+    Ok(Report {
+        tally,
+        splats,
+        complete,
+    })
 }
 
 #[cfg(test)]
@@ -346,5 +398,15 @@ mod tests {
         assert_eq!(r.tally.failed, 2);
         assert_eq!(r.splats.len(), 1);
         assert_eq!(r.splats[0].0, "a");
+        assert!(!r.complete);
+    }
+
+    #[test]
+    fn printk_lines_are_told_apart() {
+        assert!(is_printk("[    0.123456] Linux version 6.12"));
+        assert!(is_printk("[12345.000001] WARNING: CPU: 0"));
+        assert!(!is_printk("[vng] something"));
+        assert!(!is_printk("[selftests] ok"));
+        assert!(!is_printk("KTAP version 1"));
     }
 }

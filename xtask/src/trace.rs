@@ -49,6 +49,7 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         memory: "2G",
         rwdirs: vec![],
         exec: Some(exec),
+        console: false,
     };
     let mut command = vm::command(&spec, &accel)?;
     command.stdin(Stdio::null());

@@ -68,12 +68,14 @@ pub struct VmSpec<'a> {
     pub memory: &'a str,
     pub rwdirs: Vec<&'a Path>,
     pub exec: Option<Vec<String>>,
+    /// The full serial console on vng's output (`--verbose`, every log
+    /// level), for the caller to write to a console.log; otherwise only
+    /// warnings and worse reach the console.
+    pub console: bool,
 }
 
 pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
-    let Some(vng) = crate::deps::vng_path() else {
-        bail!("vng not found: run `cargo xtask deps` (virtme-ng from PyPI)");
-    };
+    let vng = crate::deps::pinned_vng()?;
     let mut c = Command::new(vng);
     c.arg("--run").arg(&spec.kernel.bzimage);
     c.arg("--cpus").arg(spec.cpus.to_string());
@@ -81,11 +83,19 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     if matches!(accel, Accel::Tcg(_)) {
         c.arg("--disable-kvm");
     }
+    // The guest config (kernel-config/base.config) has 9p and virtio-pci,
+    // not virtiofs nor virtio-mmio: keep vng on those even when a virtiofsd
+    // exists or KVM would let it pick the microvm machine.
+    c.arg("--force-9p").arg("--disable-microvm");
     for d in &spec.rwdirs {
         c.arg(format!("--rwdir={}", d.display()));
     }
-    // Keep the console quiet; kernel messages are collected from the log.
-    c.arg("--append").arg("loglevel=4");
+    if spec.console {
+        c.arg("--verbose");
+    } else {
+        // Keep the console quiet; kernel messages are collected from the log.
+        c.arg("--append").arg("loglevel=4");
+    }
     if let Some(words) = &spec.exec {
         let line: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
         c.arg("--exec").arg(line.join(" "));
@@ -129,6 +139,7 @@ pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
         memory: &args.memory,
         rwdirs: vec![],
         exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
+        console: false,
     };
     let status = command(&spec, &accel)?.status()?;
     match status.code() {
