@@ -181,6 +181,7 @@ pub const IORING_OP_LISTEN: u8 = 57;
 
 // Register opcodes (enum io_uring_register_op).
 pub const IORING_REGISTER_PROBE: u32 = 8;
+pub const IORING_REGISTER_RESTRICTIONS: u32 = 11;
 pub const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
 pub const IORING_REGISTER_PBUF_RING: u32 = 22;
 pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
@@ -233,6 +234,21 @@ pub const IOIPC_RECV_NONBLOCK: u32 = 1 << 0;
 /// one CQE with IORING_CQE_F_MORE each; every buffer starts with a
 /// `io_uring_ipc_msg_info`.
 pub const IOIPC_RECV_MULTISHOT: u32 = 1 << 1;
+
+// io_uring_restriction opcodes.
+pub const IORING_RESTRICTION_REGISTER_OP: u16 = 0;
+pub const IORING_RESTRICTION_SQE_OP: u16 = 1;
+
+/// struct io_uring_restriction. `arg` is the union of register_op, sqe_op
+/// and sqe_flags.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct io_uring_restriction {
+    pub opcode: u16,
+    pub arg: u8,
+    pub resv: u8,
+    pub resv2: [u32; 3],
+}
 
 /// struct io_uring_buf: one entry of a provided buffer ring. The ring's
 /// tail is the `resv` field of entry 0.
@@ -404,11 +420,12 @@ pub const LAYOUTS: &[Layout] = &[
     layout!(
         H,
         "struct io_uring_buf_reg",
+        // `flags` is `pad` in headers before 6.7: its offset follows from
+        // the others and the size.
         io_uring_buf_reg {
             ring_addr,
             ring_entries,
             bgid,
-            flags,
             resv,
         }
     ),
@@ -588,7 +605,8 @@ pub const CONSTANTS: &[Constant] = constants!(H; [
     IORING_OP_NOP, IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_POLL_ADD, IORING_OP_TIMEOUT,
     IORING_OP_ASYNC_CANCEL, IORING_OP_LINK_TIMEOUT, IORING_OP_READ, IORING_OP_WRITE,
     IORING_OP_MSG_RING, IORING_OP_LISTEN,
-    IORING_REGISTER_PROBE, IORING_REGISTER_ENABLE_RINGS, IORING_REGISTER_CLONE_BUFFERS,
+    IORING_REGISTER_PROBE, IORING_REGISTER_RESTRICTIONS, IORING_REGISTER_ENABLE_RINGS,
+    IORING_REGISTER_CLONE_BUFFERS, IORING_RESTRICTION_REGISTER_OP, IORING_RESTRICTION_SQE_OP,
     IORING_TIMEOUT_ABS, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY,
     IO_URING_OP_SUPPORTED,
     IORING_OP_IPC_SEND, IORING_OP_IPC_RECV,
@@ -620,6 +638,7 @@ mod tests {
         assert_eq!(size_of::<io_uring_ipc_msg_desc>(), 32);
         assert_eq!(size_of::<io_uring_ipc_msg_info>(), 40);
         assert_eq!(size_of::<io_uring_buf>(), 16);
+        assert_eq!(size_of::<io_uring_restriction>(), 16);
         assert_eq!(size_of::<io_uring_buf_reg>(), 40);
     }
 
