@@ -83,6 +83,9 @@ pub struct Meta {
     /// a calibration pass in the first round (0: none).
     #[serde(default)]
     pub min_pass_ms: u64,
+    /// The emulator of a VM run, as the host reported it ("" if unknown).
+    #[serde(default)]
+    pub qemu: String,
     /// System clock ticks per second (/proc/stat's unit).
     #[serde(default)]
     pub clock_ticks: u64,
@@ -421,6 +424,7 @@ pub(crate) mod tests {
             elapsed_s: 1.5,
             repeats: 3,
             min_pass_ms: 200,
+            qemu: "QEMU emulator version 7.2.22".into(),
             clock_ticks: 100,
             host_load: "0.50 0.40 0.30".into(),
         }

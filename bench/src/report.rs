@@ -450,6 +450,14 @@ pub fn meta_table(m: &Meta) -> Table {
                 format!("{} ({})", m.accel, m.accel_reason)
             },
         ),
+        (
+            "emulator",
+            if m.qemu.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{}; vCPU threads not pinned", m.qemu)
+            },
+        ),
         ("vCPUs", m.vcpus.to_string()),
         ("memory", format!("{} MiB", m.memory_mib)),
         ("date", m.date.clone()),

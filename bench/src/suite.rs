@@ -99,12 +99,12 @@ impl Config {
             }
         } else {
             Counts {
-                stream_msgs: 5000,
-                stream_bytes: 8 << 20,
-                stream_min_msgs: 256,
-                check_msgs: 128,
-                pingpong_rounds: 1000,
-                pingpong_warmup: 50,
+                stream_msgs: 2000,
+                stream_bytes: 4 << 20,
+                stream_min_msgs: 128,
+                check_msgs: 64,
+                pingpong_rounds: 300,
+                pingpong_warmup: 30,
             }
         };
         Config {
@@ -114,20 +114,16 @@ impl Config {
             p2p_sizes: if quick {
                 vec![64, 32768]
             } else {
-                vec![64, 256, 1024, 4096, 16384, 32768]
+                vec![64, 1024, 16384, 32768]
             },
             fan_sizes: vec![64, 32768],
-            receivers: if quick {
-                vec![1, 4]
-            } else {
-                vec![1, 2, 4, 8, 16]
-            },
+            receivers: if quick { vec![1, 4] } else { vec![1, 4, 16] },
             batch: 16,
             depth: 8,
             entries: 128,
             deadline: Duration::from_secs(if quick { 120 } else { 900 }),
             repeats: if quick { 3 } else { 5 },
-            min_pass: Duration::from_millis(if quick { 0 } else { 200 }),
+            min_pass: Duration::from_millis(if quick { 0 } else { 100 }),
             max_scale: 16,
         }
     }
