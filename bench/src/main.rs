@@ -60,6 +60,9 @@ enum Cmd {
         /// The host's load average, recorded with the results.
         #[arg(long, default_value = "")]
         host_load: String,
+        /// The emulator the VM ran in (e.g. `qemu-system-x86_64 --version`).
+        #[arg(long, default_value = "")]
+        qemu: String,
     },
     /// Print the ids of the measurements `run` would do.
     List {
@@ -146,6 +149,7 @@ fn main() -> Result<()> {
             accel_reason,
             expect_kernel,
             host_load,
+            qemu,
         } => {
             let release = uname_release();
             if let Some(want) = expect_kernel.filter(|w| *w != release) {
@@ -170,6 +174,10 @@ fn main() -> Result<()> {
                 uring_send_batch: cfg.batch,
                 uring_recv_depth: cfg.depth,
                 ring_entries: cfg.entries,
+                buffering: vec![],
+                clock_ticks: uring_ipc_bench::stats::clock_ticks(),
+                min_pass_ms: cfg.min_pass.as_millis() as u64,
+                qemu,
                 uring_nop_ns: None,
                 elapsed_s: 0.0,
                 repeats: cfg.repeats,

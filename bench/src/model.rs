@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a field changes meaning.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What a measurement measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,21 +58,37 @@ pub struct Meta {
     pub mode: String,
     pub filter: Vec<String>,
     pub counts: Counts,
-    /// SENDs queued per io_uring submission in the streaming scenarios.
+    /// SENDs queued per io_uring submission by the batched io_uring
+    /// mechanisms (`*-b<N>`); the others send one message per call.
     pub uring_send_batch: u32,
-    /// RECVs a io_uring receiver keeps in flight.
+    /// RECVs a batched io_uring receiver keeps in flight (batch-1
+    /// receivers keep one).
     pub uring_recv_depth: u32,
-    /// Slots of each io_uring channel and each shm ring.
+    /// Slots of each io_uring channel and each shm ring; every other
+    /// mechanism's buffer is sized to the same bytes (see `buffering`).
     pub ring_entries: u32,
+    /// How each mechanism's buffer was sized, as set and read back.
+    #[serde(default)]
+    pub buffering: Vec<String>,
     /// Cost of one IORING_OP_NOP submitted in batches: the floor of any
     /// io_uring operation on this machine (ns).
     pub uring_nop_ns: Option<f64>,
     /// Total time the suite took (s).
     pub elapsed_s: f64,
-    /// Timed passes per stream measurement; the cheapest one is reported
-    /// (interference from other work only ever adds time).
+    /// Timed passes per measurement, run in rounds over the whole plan;
+    /// medians and spreads are over the passes.
     #[serde(default = "one")]
     pub repeats: u32,
+    /// Passes shorter than this (ms) were lengthened, at most 16 times, by
+    /// a calibration pass in the first round (0: none).
+    #[serde(default)]
+    pub min_pass_ms: u64,
+    /// The emulator of a VM run, as the host reported it ("" if unknown).
+    #[serde(default)]
+    pub qemu: String,
+    /// System clock ticks per second (/proc/stat's unit).
+    #[serde(default)]
+    pub clock_ticks: u64,
     /// The host's load average when the run started (other work on the
     /// host slows an emulated guest unevenly).
     #[serde(default)]
@@ -119,6 +135,128 @@ pub struct Latency {
     pub mean: f64,
 }
 
+/// One timed pass of a measurement; every figure is per message sent
+/// (ping-pong: per round trip).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    /// CPU time of every thread of the benchmark process (sender,
+    /// receivers, io_uring workers: getrusage(RUSAGE_SELF)), from the
+    /// first send until every receiver had every message.
+    pub cpu_self_ns: f64,
+    /// Busy CPU time of the whole system outside the process over the same
+    /// window (kworkers, softirq, interrupts: vCPUs x wall time minus the
+    /// idle time of /proc/stat, minus `cpu_self_ns`); /proc/stat counts in
+    /// clock ticks, so this is only as fine as `outside_resolution_ns`, and
+    /// may be negative when almost nothing ran outside (kept so: unbiased).
+    pub cpu_outside_ns: f64,
+    /// How far `cpu_outside_ns` can be off either way (a clock tick per
+    /// vCPU at each end of the pass, per message).
+    #[serde(default)]
+    pub outside_resolution_ns: f64,
+    /// CPU time of the sending thread alone (CLOCK_THREAD_CPUTIME_ID).
+    pub sender_cpu_ns: f64,
+    /// Wall time from the first send until the last receiver had the last
+    /// message (broadcast: every receiver every message).
+    pub e2e_ns: f64,
+    /// Voluntary and involuntary context switches of the process.
+    pub ctx_switches: f64,
+    /// Ping-pong only: round-trip percentiles of this pass.
+    #[serde(default)]
+    pub rtt: Option<Latency>,
+}
+
+impl Pass {
+    /// Total CPU per message: the process plus what it caused outside.
+    pub fn cpu_total_ns(&self) -> f64 {
+        self.cpu_self_ns + self.cpu_outside_ns
+    }
+}
+
+/// A figure of a pass that tables, plots and targets use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Total CPU ns per message (process + outside).
+    TotalCpu,
+    /// CPU ns per message of the benchmark process alone.
+    SelfCpu,
+    /// CPU ns per message outside the process.
+    OutsideCpu,
+    /// CPU ns per message of the sending thread.
+    SenderCpu,
+    /// Messages per second, first send to last delivery.
+    MsgsPerSec,
+    /// Delivered megabytes (10^6) per second, every copy counted.
+    MBPerSec,
+    /// Context switches per message.
+    CtxSwitches,
+    /// Ping-pong round trip p50 (ns).
+    RttP50,
+    /// Ping-pong round trip p99 (ns).
+    RttP99,
+}
+
+impl Metric {
+    /// Larger is better (throughput) rather than smaller (cost, latency).
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::MsgsPerSec | Metric::MBPerSec)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::TotalCpu => "total CPU ns/msg",
+            Metric::SelfCpu => "process CPU ns/msg",
+            Metric::OutsideCpu => "outside CPU ns/msg",
+            Metric::SenderCpu => "sender CPU ns/msg",
+            Metric::MsgsPerSec => "msgs/s",
+            Metric::MBPerSec => "MB/s",
+            Metric::CtxSwitches => "context switches/msg",
+            Metric::RttP50 => "round trip p50 ns",
+            Metric::RttP99 => "round trip p99 ns",
+        }
+    }
+}
+
+/// Median and range of a figure over the passes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    /// None when there is no finite value.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+
+    /// (max - min) / median.
+    pub fn relative_range(&self) -> f64 {
+        if self.median > 0.0 {
+            (self.max - self.min) / self.median
+        } else {
+            0.0
+        }
+    }
+}
+
 /// One measured point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -126,23 +264,62 @@ pub struct Measurement {
     pub mechanism: String,
     pub size: u32,
     pub receivers: u32,
-    /// Messages sent in the timed part.
+    /// Messages sent in each timed pass (ping-pong: round trips).
     pub messages: u64,
-    /// Sender thread CPU time per message (ns): the sender-side cost. For
-    /// ping-pong: the client's CPU time per round trip.
-    pub sender_cpu_ns: f64,
-    /// Sender wall-clock time per message (ns), until its last send
-    /// returned. For ping-pong: per round trip.
-    pub sender_wall_ns: f64,
-    /// Sender CPU ns/msg of every timed pass (the figure above is the least).
-    #[serde(default)]
-    pub passes_cpu_ns: Vec<f64>,
-    /// Ping-pong only.
-    pub latency: Option<Latency>,
+    /// Copies of each message delivered (broadcast: one per receiver).
+    pub copies: u32,
+    /// Timed passes, in round order: pass i of every measurement ran in
+    /// the same round, so ratios pair them.
+    pub passes: Vec<Pass>,
     /// Messages whose content receivers checked byte for byte.
     pub verified_full: u64,
     /// Messages whose sequence number and length receivers checked.
     pub verified_seq: u64,
+}
+
+impl Measurement {
+    /// `metric` of pass `p`.
+    pub fn value(&self, p: &Pass, metric: Metric) -> Option<f64> {
+        let v = match metric {
+            Metric::TotalCpu => p.cpu_total_ns(),
+            Metric::SelfCpu => p.cpu_self_ns,
+            Metric::OutsideCpu => p.cpu_outside_ns,
+            Metric::SenderCpu => p.sender_cpu_ns,
+            Metric::MsgsPerSec => 1e9 / p.e2e_ns,
+            Metric::MBPerSec => self.size as f64 * self.copies as f64 * 1e3 / p.e2e_ns,
+            Metric::CtxSwitches => p.ctx_switches,
+            Metric::RttP50 => p.rtt.as_ref()?.p50 as f64,
+            Metric::RttP99 => p.rtt.as_ref()?.p99 as f64,
+        };
+        v.is_finite().then_some(v)
+    }
+
+    /// `metric` of every pass, in round order (None where undefined).
+    pub fn series(&self, metric: Metric) -> Vec<Option<f64>> {
+        self.passes.iter().map(|p| self.value(p, metric)).collect()
+    }
+
+    /// Median and range of `metric` over the passes.
+    pub fn spread(&self, metric: Metric) -> Option<Spread> {
+        Spread::of(self.series(metric).into_iter().flatten())
+    }
+
+    /// Median of `metric`.
+    pub fn median(&self, metric: Metric) -> Option<f64> {
+        self.spread(metric).map(|s| s.median)
+    }
+}
+
+/// Ratios of `a` to `b` per round (pass i of each), where both exist.
+pub fn paired_ratios(a: &Measurement, b: &Measurement, metric: Metric) -> Vec<f64> {
+    a.series(metric)
+        .into_iter()
+        .zip(b.series(metric))
+        .filter_map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A measurement that did not happen, and why.
@@ -242,35 +419,76 @@ pub(crate) mod tests {
             uring_send_batch: 16,
             uring_recv_depth: 8,
             ring_entries: 128,
+            buffering: vec!["pipe: 8192 bytes".into()],
             uring_nop_ns: Some(100.0),
             elapsed_s: 1.5,
             repeats: 3,
+            min_pass_ms: 200,
+            qemu: "QEMU emulator version 7.2.22".into(),
+            clock_ticks: 100,
             host_load: "0.50 0.40 0.30".into(),
         }
     }
 
-    pub fn point(scenario: Scenario, mech: &str, size: u32, r: u32, cpu: f64) -> Measurement {
+    /// A pass whose total CPU is `cpu` (80% in the process).
+    pub fn pass(cpu: f64) -> Pass {
+        Pass {
+            cpu_self_ns: cpu * 0.8,
+            cpu_outside_ns: cpu * 0.2,
+            outside_resolution_ns: 10.0,
+            sender_cpu_ns: cpu * 0.5,
+            e2e_ns: cpu * 1.5,
+            ctx_switches: 0.5,
+            rtt: None,
+        }
+    }
+
+    /// A point with passes of total CPU `cpus`.
+    pub fn point_passes(
+        scenario: Scenario,
+        mech: &str,
+        size: u32,
+        r: u32,
+        cpus: &[f64],
+    ) -> Measurement {
         Measurement {
             scenario,
             mechanism: mech.into(),
             size,
             receivers: r,
             messages: 100,
-            sender_cpu_ns: cpu,
-            sender_wall_ns: cpu * 1.5,
-            passes_cpu_ns: vec![cpu, cpu * 1.1, cpu * 1.3],
-            latency: (scenario == Scenario::P2pPingpong).then_some(Latency {
-                samples: 50,
-                min: cpu as u64 / 2,
-                p50: cpu as u64,
-                p90: cpu as u64 * 2,
-                p99: cpu as u64 * 3,
-                max: cpu as u64 * 4,
-                mean: cpu * 1.2,
-            }),
+            copies: if scenario == Scenario::Broadcast {
+                r
+            } else {
+                1
+            },
+            passes: cpus
+                .iter()
+                .map(|&cpu| {
+                    let mut p = pass(cpu);
+                    if scenario == Scenario::P2pPingpong {
+                        p.rtt = Some(Latency {
+                            samples: 50,
+                            min: cpu as u64 / 2,
+                            p50: cpu as u64,
+                            p90: cpu as u64 * 2,
+                            p99: cpu as u64 * 3,
+                            max: cpu as u64 * 4,
+                            mean: cpu * 1.2,
+                        });
+                    }
+                    p
+                })
+                .collect(),
             verified_full: 10,
             verified_seq: 100,
         }
+    }
+
+    /// A point whose passes' total CPU is `cpu`, 1.25 `cpu` and 0.75 `cpu`
+    /// (median `cpu`).
+    pub fn point(scenario: Scenario, mech: &str, size: u32, r: u32, cpu: f64) -> Measurement {
+        point_passes(scenario, mech, size, r, &[cpu, cpu * 1.25, cpu * 0.75])
     }
 
     #[test]
@@ -294,11 +512,36 @@ pub(crate) mod tests {
         assert!(back.meta.is_tcg());
         assert_eq!(
             back.find(Scenario::P2pStream, "pipe", 64, 1)
-                .map(|m| m.sender_cpu_ns),
+                .and_then(|m| m.median(Metric::TotalCpu)),
             Some(212.5)
         );
         assert!(back.find(Scenario::P2pStream, "pipe", 65, 1).is_none());
         assert!(Run::from_json("{\"meta\": 1}").is_err());
+    }
+
+    #[test]
+    fn spreads_and_metrics() {
+        let s = Spread::of([3.0, 1.0, 2.0, f64::NAN]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert!(Spread::of([]).is_none());
+        assert!((s.relative_range() - 1.0).abs() < 1e-12);
+        let m = point_passes(Scenario::Broadcast, "x", 1000, 4, &[100.0]);
+        let p = &m.passes[0];
+        assert!((m.value(p, Metric::TotalCpu).unwrap() - 100.0).abs() < 1e-9);
+        assert!((m.value(p, Metric::SelfCpu).unwrap() - 80.0).abs() < 1e-9);
+        // 150 ns per message: 6.67M msgs/s, 4 copies of 1000 B each.
+        assert!((m.value(p, Metric::MsgsPerSec).unwrap() - 1e9 / 150.0).abs() < 1e-3);
+        assert!((m.value(p, Metric::MBPerSec).unwrap() - 4000.0 * 1e3 / 150.0).abs() < 1e-6);
+        assert!(m.value(p, Metric::RttP50).is_none());
+        assert!(Metric::MBPerSec.higher_is_better() && !Metric::TotalCpu.higher_is_better());
+    }
+
+    #[test]
+    fn ratios_pair_passes_by_round() {
+        let a = point_passes(Scenario::P2pStream, "a", 64, 1, &[10.0, 30.0, 20.0]);
+        let b = point_passes(Scenario::P2pStream, "b", 64, 1, &[5.0, 30.0]);
+        assert_eq!(paired_ratios(&a, &b, Metric::TotalCpu), vec![2.0, 1.0]);
     }
 
     #[test]

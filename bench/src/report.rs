@@ -1,10 +1,9 @@
 //! Tables, plots and the markdown report of a run.
 
-use crate::model::{fmt_size, Meta, Run, Scenario};
-use crate::stats::ratio;
+use crate::model::{fmt_size, measurement_id, paired_ratios, Meta, Metric, Run, Scenario, Spread};
 use crate::svg::{Chart, Series};
 use crate::table::{fmt_ns, fmt_ratio, fmt_us, Table};
-use crate::targets::{self, URING};
+use crate::targets::{self, URING, URING_BATCHED};
 
 /// The warning every output of a TCG run carries.
 pub const TCG_WARNING: &str = "TCG (software emulation): absolute numbers are not meaningful; \
@@ -61,6 +60,56 @@ fn header(first: &str, rest: impl IntoIterator<Item = String>) -> Vec<String> {
     std::iter::once(first.to_string()).chain(rest).collect()
 }
 
+/// A figure in a metric's own format.
+pub fn fmt_metric(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::MsgsPerSec => format!("{v:.0}"),
+        Metric::MBPerSec => format!("{v:.1}"),
+        Metric::CtxSwitches => format!("{v:.2}"),
+        Metric::RttP50 | Metric::RttP99 => fmt_us(v as u64),
+        _ => fmt_ns(v),
+    }
+}
+
+/// Median, and the half-range in percent of the median when there are
+/// several passes: "1234 ±5%".
+pub fn fmt_spread(metric: Metric, s: &Spread) -> String {
+    if s.n > 1 {
+        format!(
+            "{} ±{:.0}%",
+            fmt_metric(metric, s.median),
+            s.relative_range() * 50.0
+        )
+    } else {
+        fmt_metric(metric, s.median)
+    }
+}
+
+fn cell(run: &Run, metric: Metric, c: (Scenario, &str, u32, u32)) -> String {
+    run.find(c.0, c.1, c.2, c.3)
+        .and_then(|m| m.spread(metric))
+        .map(|s| fmt_spread(metric, &s))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Median of the per-round ratios a / b.
+fn ratio_cell(
+    run: &Run,
+    metric: Metric,
+    a: (Scenario, &str, u32, u32),
+    b: (Scenario, &str, u32, u32),
+) -> String {
+    match (run.find(a.0, a.1, a.2, a.3), run.find(b.0, b.1, b.2, b.3)) {
+        (Some(x), Some(y)) => Spread::of(paired_ratios(x, y, metric))
+            .map(|s| fmt_ratio(s.median))
+            .unwrap_or_else(|| "-".into()),
+        _ => "-".into(),
+    }
+}
+
+const SPREAD_NOTE: &str =
+    "median over the passes; ±: half the range (max - min) in percent of the median";
+
 /// The terminal/markdown tables of a run, one per scenario (and size).
 pub fn tables(run: &Run) -> Vec<Table> {
     let mut out = Vec::new();
@@ -70,41 +119,45 @@ pub fn tables(run: &Run) -> Vec<Table> {
     let s = Scenario::P2pStream;
     let zs = sizes(run, s);
     if !zs.is_empty() {
-        let mut t = Table::new(
-            format!("Point-to-point stream, sender CPU ns/msg ({env}){tag}"),
-            header("mechanism", zs.iter().map(|&z| fmt_size(z))),
-        );
-        for mech in mechanisms(run, s) {
-            t.row(header(
-                &mech,
-                zs.iter().map(|&z| {
-                    run.find(s, &mech, z, 1)
-                        .map(|m| fmt_ns(m.sender_cpu_ns))
-                        .unwrap_or_else(|| "-".into())
-                }),
-            ));
-        }
-        for base in ["pipe", "shm-eventfd"] {
-            let cells: Vec<String> = zs
-                .iter()
-                .map(|&z| {
-                    let u = run.find(s, URING, z, 1).map(|m| m.sender_cpu_ns);
-                    let b = run.find(s, base, z, 1).map(|m| m.sender_cpu_ns);
-                    match (u, b) {
-                        (Some(u), Some(b)) => ratio(u, b).map(fmt_ratio).unwrap_or("-".into()),
-                        _ => "-".into(),
-                    }
-                })
-                .collect();
-            if cells.iter().any(|c| c != "-") {
-                t.row(header(&format!("{URING} / {base}"), cells));
+        for (metric, what) in [
+            (Metric::TotalCpu, "total CPU ns/msg (process + outside)"),
+            (Metric::MsgsPerSec, "end-to-end msgs/s"),
+        ] {
+            let mut t = Table::new(
+                format!("Point-to-point stream, {what} ({env}){tag}"),
+                header("mechanism", zs.iter().map(|&z| fmt_size(z))),
+            );
+            for mech in mechanisms(run, s) {
+                t.row(header(
+                    &mech,
+                    zs.iter().map(|&z| cell(run, metric, (s, &mech, z, 1))),
+                ));
             }
+            if metric == Metric::TotalCpu {
+                for (a, base) in [
+                    (URING, "pipe"),
+                    (URING, "shm-eventfd"),
+                    (URING_BATCHED, "pipe"),
+                ] {
+                    let cells: Vec<String> = zs
+                        .iter()
+                        .map(|&z| ratio_cell(run, metric, (s, a, z, 1), (s, base, z, 1)))
+                        .collect();
+                    if cells.iter().any(|c| c != "-") {
+                        t.row(header(&format!("{a} / {base}"), cells));
+                    }
+                }
+            }
+            t.notes.push(format!(
+                "{SPREAD_NOTE}; {}",
+                if metric.higher_is_better() {
+                    "first send to last delivery; higher is better"
+                } else {
+                    "lower is better; ratios: median of the per-round ratios"
+                }
+            ));
+            out.push(t);
         }
-        t.notes.push(
-            "CPU time of the sending thread over the timed stream, per message; lower is better"
-                .into(),
-        );
-        out.push(t);
     }
 
     let s = Scenario::P2pPingpong;
@@ -118,22 +171,33 @@ pub fn tables(run: &Run) -> Vec<Table> {
             t.row(header(
                 &mech,
                 zs.iter().map(|&z| {
-                    run.find(s, &mech, z, 1)
-                        .and_then(|m| m.latency.as_ref())
-                        .map(|l| format!("{}/{}", fmt_us(l.p50), fmt_us(l.p99)))
-                        .unwrap_or_else(|| "-".into())
+                    let m = run.find(s, &mech, z, 1);
+                    match (
+                        m.and_then(|m| m.spread(Metric::RttP50)),
+                        m.and_then(|m| m.spread(Metric::RttP99)),
+                    ) {
+                        (Some(a), Some(b)) => format!(
+                            "{}/{} ±{:.0}%",
+                            fmt_us(a.median as u64),
+                            fmt_us(b.median as u64),
+                            a.relative_range() * 50.0
+                        ),
+                        _ => "-".into(),
+                    }
                 }),
             ));
         }
-        t.notes
-            .push("HDR histogram over the timed round trips; lower is better".into());
+        t.notes.push(
+            "HDR histogram per pass; medians of the passes' p50 and p99; ±: spread of p50; lower is better"
+                .into(),
+        );
         out.push(t);
     }
 
     for (s, what) in [
         (
             Scenario::Broadcast,
-            "every receiver gets every message; baselines write one copy per receiver",
+            "every receiver gets every message; fd and shm-eventfd baselines write one copy per receiver",
         ),
         (
             Scenario::Multicast,
@@ -143,49 +207,114 @@ pub fn tables(run: &Run) -> Vec<Table> {
         for z in sizes(run, s) {
             let rs = receivers(run, s, z);
             let (first, last) = (rs[0], *rs.last().expect("not empty"));
-            let mut t = Table::new(
-                format!(
-                    "{} {}, sender CPU ns/msg by receivers ({env}){tag}",
-                    if s == Scenario::Broadcast {
-                        "Broadcast"
+            for (metric, label) in [
+                (Metric::TotalCpu, "total CPU ns/msg"),
+                (Metric::MsgsPerSec, "end-to-end msgs/s"),
+            ] {
+                let mut t = Table::new(
+                    format!(
+                        "{} {}, {label} by receivers ({env}){tag}",
+                        if s == Scenario::Broadcast {
+                            "Broadcast"
+                        } else {
+                            "Multicast"
+                        },
+                        fmt_size(z)
+                    ),
+                    header(
+                        "mechanism",
+                        rs.iter()
+                            .map(|r| r.to_string())
+                            .chain([format!("{first}->{last}")]),
+                    ),
+                );
+                for mech in mechanisms(run, s) {
+                    let growth = if last > first {
+                        ratio_cell(run, metric, (s, &mech, z, last), (s, &mech, z, first))
                     } else {
-                        "Multicast"
-                    },
-                    fmt_size(z)
-                ),
-                header(
-                    "mechanism",
-                    rs.iter()
-                        .map(|r| r.to_string())
-                        .chain([format!("{first}->{last}")]),
-                ),
-            );
-            for mech in mechanisms(run, s) {
-                let cost = |r: u32| run.find(s, &mech, z, r).map(|m| m.sender_cpu_ns);
-                let growth = match (cost(first), cost(last)) {
-                    (Some(a), Some(b)) if last > first => {
-                        ratio(b, a).map(fmt_ratio).unwrap_or("-".into())
-                    }
-                    _ => "-".into(),
-                };
-                t.row(header(
-                    &mech,
-                    rs.iter()
-                        .map(|&r| cost(r).map(fmt_ns).unwrap_or_else(|| "-".into()))
-                        .chain([growth]),
+                        "-".into()
+                    };
+                    t.row(header(
+                        &mech,
+                        rs.iter()
+                            .map(|&r| cell(run, metric, (s, &mech, z, r)))
+                            .chain([growth]),
+                    ));
+                }
+                t.notes.push(format!(
+                    "{what}; per message sent; last column: change from {first} to {last} receivers; {SPREAD_NOTE}"
                 ));
+                out.push(t);
             }
-            t.notes.push(format!(
-                "{what}; last column: slowdown from {first} to {last} receivers"
-            ));
-            out.push(t);
         }
+    }
+    if !run.results.is_empty() {
+        out.push(detail(run));
     }
     out
 }
 
+/// Every figure of every measurement (medians).
+pub fn detail(run: &Run) -> Table {
+    let tag = if run.meta.is_tcg() { " [TCG]" } else { "" };
+    let metrics = [
+        Metric::TotalCpu,
+        Metric::SelfCpu,
+        Metric::OutsideCpu,
+        Metric::SenderCpu,
+        Metric::MsgsPerSec,
+        Metric::MBPerSec,
+        Metric::CtxSwitches,
+    ];
+    let mut t = Table::new(
+        format!("Every measurement, medians ({}){tag}", run.meta.environment),
+        header(
+            "measurement",
+            [
+                "passes".to_string(),
+                "msgs/pass".to_string(),
+                "total CPU range".to_string(),
+            ]
+            .into_iter()
+            .chain(metrics.iter().map(|m| m.name().to_string()))
+            .chain(["outside resolution ns/msg".to_string()]),
+        ),
+    );
+    for m in &run.results {
+        let range = m
+            .spread(Metric::TotalCpu)
+            .map(|s| format!("{}-{}", fmt_ns(s.min), fmt_ns(s.max)))
+            .unwrap_or_else(|| "-".into());
+        t.row(header(
+            &measurement_id(m.scenario, &m.mechanism, m.size, m.receivers),
+            [m.passes.len().to_string(), m.messages.to_string(), range]
+                .into_iter()
+                .chain(metrics.iter().map(|&k| {
+                    m.median(k)
+                        .map(|v| fmt_metric(k, v))
+                        .unwrap_or_else(|| "-".into())
+                }))
+                .chain(
+                    [Spread::of(m.passes.iter().map(|p| p.outside_resolution_ns))
+                        .map(|s| format!("±{}", fmt_ns(s.median)))
+                        .unwrap_or_else(|| "-".into())],
+                ),
+        ));
+    }
+    t.notes.push(
+        "per message sent (ping-pong: per round trip); MB/s counts every delivered copy; \
+         outside CPU: busy time of the system outside the process, to one clock tick per vCPU"
+            .into(),
+    );
+    t
+}
+
 fn sizes_ticks(zs: &[u32]) -> Vec<(f64, String)> {
     zs.iter().map(|&z| (z as f64, fmt_size(z))).collect()
+}
+
+fn median_of(run: &Run, metric: Metric, c: (Scenario, &str, u32, u32)) -> Option<f64> {
+    run.find(c.0, c.1, c.2, c.3)?.median(metric)
 }
 
 /// (file name, chart) for every plot of a run.
@@ -202,15 +331,15 @@ pub fn charts(run: &Run) -> Vec<(String, Chart)> {
     if !zs.is_empty() {
         let mut series = Vec::new();
         for (i, mech) in mechanisms(run, s).iter().enumerate() {
-            for (pct, dashed) in [("p50", false), ("p99", true)] {
+            for (metric, pct, dashed) in [
+                (Metric::RttP50, "p50", false),
+                (Metric::RttP99, "p99", true),
+            ] {
                 series.push(Series {
                     name: format!("{mech} {pct}"),
                     points: zs
                         .iter()
-                        .filter_map(|&z| {
-                            let l = run.find(s, mech, z, 1)?.latency.as_ref()?;
-                            Some((z as f64, if dashed { l.p99 } else { l.p50 } as f64))
-                        })
+                        .filter_map(|&z| Some((z as f64, median_of(run, metric, (s, mech, z, 1))?)))
                         .collect(),
                     dashed,
                     color: i,
@@ -235,62 +364,70 @@ pub fn charts(run: &Run) -> Vec<(String, Chart)> {
     let s = Scenario::P2pStream;
     let zs = sizes(run, s);
     if !zs.is_empty() {
-        let series = mechanisms(run, s)
-            .iter()
-            .enumerate()
-            .map(|(i, mech)| Series {
-                name: mech.clone(),
-                points: zs
-                    .iter()
-                    .filter_map(|&z| Some((z as f64, run.find(s, mech, z, 1)?.sender_cpu_ns)))
-                    .collect(),
-                dashed: false,
-                color: i,
-            })
-            .collect();
-        out.push((
-            format!("{env}-sender-cost-vs-size.svg"),
-            Chart {
-                title: format!("Point-to-point sender cost vs message size ({env})"),
-                banner: banner.clone(),
-                x_label: "message size".into(),
-                y_label: "sender CPU ns/msg".into(),
-                x_ticks: sizes_ticks(&zs),
-                series,
-            },
-        ));
-    }
-    for s in [Scenario::Broadcast, Scenario::Multicast] {
-        for z in sizes(run, s) {
-            let rs = receivers(run, s, z);
+        for (metric, file, what) in [
+            (Metric::TotalCpu, "total-cpu", "total CPU ns/msg"),
+            (Metric::MBPerSec, "throughput", "end-to-end MB/s"),
+        ] {
             let series = mechanisms(run, s)
                 .iter()
                 .enumerate()
                 .map(|(i, mech)| Series {
                     name: mech.clone(),
-                    points: rs
+                    points: zs
                         .iter()
-                        .filter_map(|&r| Some((r as f64, run.find(s, mech, z, r)?.sender_cpu_ns)))
+                        .filter_map(|&z| Some((z as f64, median_of(run, metric, (s, mech, z, 1))?)))
                         .collect(),
                     dashed: false,
                     color: i,
                 })
                 .collect();
             out.push((
-                format!("{env}-{}-{}-vs-receivers.svg", s.id(), fmt_size(z)),
+                format!("{env}-p2p-{file}-vs-size.svg"),
                 Chart {
-                    title: format!(
-                        "{} {}: sender cost vs receivers ({env})",
-                        s.id(),
-                        fmt_size(z)
-                    ),
+                    title: format!("Point-to-point stream: {what} vs message size ({env})"),
                     banner: banner.clone(),
-                    x_label: "receivers".into(),
-                    y_label: "sender CPU ns/msg".into(),
-                    x_ticks: rs.iter().map(|&r| (r as f64, r.to_string())).collect(),
+                    x_label: "message size".into(),
+                    y_label: what.into(),
+                    x_ticks: sizes_ticks(&zs),
                     series,
                 },
             ));
+        }
+    }
+    for s in [Scenario::Broadcast, Scenario::Multicast] {
+        for z in sizes(run, s) {
+            let rs = receivers(run, s, z);
+            for (metric, file, what) in [
+                (Metric::TotalCpu, "total-cpu", "total CPU ns/msg"),
+                (Metric::MsgsPerSec, "throughput", "end-to-end msgs/s"),
+            ] {
+                let series = mechanisms(run, s)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, mech)| Series {
+                        name: mech.clone(),
+                        points: rs
+                            .iter()
+                            .filter_map(|&r| {
+                                Some((r as f64, median_of(run, metric, (s, mech, z, r))?))
+                            })
+                            .collect(),
+                        dashed: false,
+                        color: i,
+                    })
+                    .collect();
+                out.push((
+                    format!("{env}-{}-{}-{file}-vs-receivers.svg", s.id(), fmt_size(z)),
+                    Chart {
+                        title: format!("{} {}: {what} vs receivers ({env})", s.id(), fmt_size(z)),
+                        banner: banner.clone(),
+                        x_label: "receivers".into(),
+                        y_label: what.into(),
+                        x_ticks: rs.iter().map(|&r| (r as f64, r.to_string())).collect(),
+                        series,
+                    },
+                ));
+            }
         }
     }
     out
@@ -313,6 +450,14 @@ pub fn meta_table(m: &Meta) -> Table {
                 format!("{} ({})", m.accel, m.accel_reason)
             },
         ),
+        (
+            "emulator",
+            if m.qemu.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{}; vCPU threads not pinned", m.qemu)
+            },
+        ),
         ("vCPUs", m.vcpus.to_string()),
         ("memory", format!("{} MiB", m.memory_mib)),
         ("date", m.date.clone()),
@@ -327,10 +472,15 @@ pub fn meta_table(m: &Meta) -> Table {
         (
             "stream messages",
             format!(
-                "{}..{} per measurement (at most {} MiB per receiver), after a {}-message check pass",
+                "{}..{} per pass (at most {} KiB per receiver){}, after a {}-message check pass",
                 c.stream_min_msgs,
                 c.stream_msgs,
-                c.stream_bytes >> 20,
+                c.stream_bytes >> 10,
+                if m.min_pass_ms > 0 {
+                    format!(", lengthened up to 16x to last {} ms (calibrated in round 1)", m.min_pass_ms)
+                } else {
+                    String::new()
+                },
                 c.check_msgs
             ),
         ),
@@ -341,8 +491,21 @@ pub fn meta_table(m: &Meta) -> Table {
         (
             "io_uring",
             format!(
-                "SINGLE_ISSUER|DEFER_TASKRUN, {} SENDs per submit, {} RECVs in flight, {}-slot channels",
-                m.uring_send_batch, m.uring_recv_depth, m.ring_entries
+                "SINGLE_ISSUER|DEFER_TASKRUN; {URING}, msg-ring: 1 SQE per io_uring_enter, 1 RECV in flight; \
+                 {URING_BATCHED}, *-b{}: {} SQEs per io_uring_enter, {} RECVs in flight",
+                m.uring_send_batch, m.uring_send_batch, m.uring_recv_depth
+            ),
+        ),
+        (
+            "buffering",
+            format!(
+                "{} slots of one message in every channel and ring; {}",
+                m.ring_entries,
+                if m.buffering.is_empty() {
+                    "other mechanisms at their defaults".to_string()
+                } else {
+                    m.buffering.join("; ")
+                }
             ),
         ),
         (
@@ -353,7 +516,18 @@ pub fn meta_table(m: &Meta) -> Table {
         ),
         (
             "timed passes",
-            format!("{} per stream measurement, the cheapest reported", m.repeats),
+            format!(
+                "{} per measurement, in rounds over the whole plan; medians and ranges reported",
+                m.repeats
+            ),
+        ),
+        (
+            "CPU accounting",
+            format!(
+                "process: getrusage(RUSAGE_SELF), all threads; outside: {} vCPUs x wall - idle (/proc/stat, {} ticks/s) - process",
+                m.vcpus,
+                m.clock_ticks
+            ),
         ),
         ("host load average", m.host_load.clone()),
         ("suite time", format!("{:.1} s", m.elapsed_s)),
@@ -408,20 +582,53 @@ pub fn text(vm: &Run, host: Option<&Run>) -> String {
 
 const METHOD: &str = "\
 Each measurement runs one sender thread and its receiver threads in one
-process; every endpoint is created in the thread that uses it. Sender cost
-is the CPU time (CLOCK_THREAD_CPUTIME_ID) of the sending thread over a
-timed stream, divided by the number of messages; the sender waits (blocks)
-when the receivers fall behind, which costs it no CPU time. Baselines use
-one system call per message (write(2), mq_send(3), or a copy into a shared
-ring plus an eventfd write); fan-out baselines send one copy per receiver,
-multicast baselines are one pipe or datagram socket read by all receivers.
-io_uring IPC rings use IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-senders queue a batch of IPC_SEND (IOIPC_SEND_WAIT) and submit it with one
-io_uring_enter; receivers keep several blocking IPC_RECV in flight. No
-variant polls. Before every timed stream a check pass sends messages whose
-every byte the receivers verify; in the timed pass receivers check each
-message's length and sequence number, and after it every receiver must have
-got exactly the messages it was owed. Ping-pong verifies every reply.";
+process; every endpoint is created in the thread that uses it. A timed pass
+runs from the first send until every receiver has had its last message
+(broadcast: every receiver every message). Per message sent (ping-pong: per
+round trip) it records: the CPU time of the whole process, every thread
+(getrusage(RUSAGE_SELF); io_uring workers are threads of the process, and
+softirq work that interrupts its threads is charged to them); the busy time
+of the system outside the process (vCPUs x wall time, minus the idle time
+/proc/stat reports, minus the process's CPU), whose resolution is one clock
+tick per vCPU at each end of the pass and is given per measurement; their
+sum, total CPU, which the targets use; the sending thread's CPU time
+(CLOCK_THREAD_CPUTIME_ID); end-to-end throughput; and the process's context
+switches. Every measurement runs at least five passes in a full run (three
+in a quick run), in rounds over the whole plan so that a stretch of
+interference hits every mechanism alike; the tables give the median and the
+spread. A target's ratio is formed per round, and the verdict is MET or
+MISSED only when every round's ratio is on the same side of the bound,
+otherwise UNDECIDED with the range.
+
+Batching: every mechanism without a -b16 suffix moves one message per
+system call: write(2), mq_send(3), a copy into a shared ring plus an
+eventfd write or a futex wake when a reader sleeps, one IORING_OP_MSG_RING
+or one IORING_OP_IPC_SEND per io_uring_enter with one IPC_RECV in flight per
+receiver. uring-ipc-b16 queues 16 IPC_SENDs per io_uring_enter and keeps 8
+IPC_RECVs in flight; pipe-uring-b16 is the same amortisation on a pipe: 16
+linked IORING_OP_WRITEs per io_uring_enter on a ring with the same flags,
+and reads of up to 8 messages per read(2). Compare -b16 rows with each
+other, the rest with each other.
+
+Buffering: io_uring IPC channels and every shared-memory ring hold 128
+messages; pipes get F_SETPIPE_SZ of 128 messages' bytes, sockets SO_SNDBUF
+of the same bytes (the kernel doubles it and charges its per-message
+overhead to it, so a socket holds fewer small messages), datagram sockets a
+queue length of 128 (net.unix.max_dgram_qlen, set in the VM only), POSIX
+queues mq_maxmsg 128; the conditions table gives what the kernel reported.
+
+Mechanisms: fan-out baselines pipe, unix-stream, unix-dgram and
+shm-eventfd send one copy per receiver; shm-bcast is one ring written once,
+read by every receiver through its own cursor, with futex wakeups only for
+sleepers (broadcast without a kernel); msg-ring copies each message once
+into a shared ring and posts one MSG_RING CQE per receiver, receivers hand
+slots back with MSG_RING. Multicast baselines are one pipe or datagram
+socket read by all receivers. io_uring rings use IORING_SETUP_SINGLE_ISSUER |
+IORING_SETUP_DEFER_TASKRUN. No variant polls. Before every measurement a
+check pass sends messages whose every byte the receivers verify; in the
+timed passes receivers check each message's length and sequence number,
+and after each pass every receiver must have got exactly the messages it
+was owed. Ping-pong verifies every reply.";
 
 /// The markdown report, for a cover letter.
 pub fn markdown(vm: &Run, host: Option<&Run>, plots: &[String]) -> String {
@@ -516,15 +723,25 @@ mod tests {
     #[test]
     fn scenario_tables() {
         let ts = tables(&run("kvm"));
-        assert_eq!(ts.len(), 3);
+        let titles: Vec<&str> = ts.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(ts.len(), 6, "{titles:?}");
         let p2p = ts[0].render_text();
-        assert!(p2p.contains("uring-ipc / pipe  3.00x"), "{p2p}");
-        let pp = ts[1].render_text();
-        assert!(pp.contains("pipe       20.0/60.0  40.0/120.0"), "{pp}");
-        let b = ts[2].render_text();
-        assert!(b.starts_with("Broadcast 32KiB"), "{b}");
-        assert!(b.contains("pipe       1000  27000  27.0x"), "{b}");
-        assert!(b.contains("uring-ipc   900   1800  2.00x"), "{b}");
+        assert!(p2p.starts_with("Point-to-point stream, total CPU"), "{p2p}");
+        // Passes 200, 250, 150: median 200, range 100 = ±25%.
+        assert!(p2p.contains("pipe              200 ±25%"), "{p2p}");
+        assert!(p2p.contains("uring-ipc / pipe     3.00x"), "{p2p}");
+        assert!(ts[1].title.contains("msgs/s"));
+        let pp = ts[2].render_text();
+        assert!(
+            pp.contains("pipe       20.0/60.0 ±25%  40.0/120.0 ±25%"),
+            "{pp}"
+        );
+        let b = ts[3].render_text();
+        assert!(b.starts_with("Broadcast 32KiB, total CPU"), "{b}");
+        assert!(b.contains("pipe       1000 ±25%  27000 ±25%  27.0x"), "{b}");
+        assert!(b.contains("uring-ipc   900 ±25%   1800 ±25%  2.00x"), "{b}");
+        let d = ts[5].render_text();
+        assert!(d.contains("broadcast/uring-ipc/32KiB/16r"), "{d}");
     }
 
     #[test]
@@ -552,8 +769,10 @@ mod tests {
             names,
             [
                 "vm-latency-vs-size.svg",
-                "vm-sender-cost-vs-size.svg",
-                "vm-broadcast-32KiB-vs-receivers.svg"
+                "vm-p2p-total-cpu-vs-size.svg",
+                "vm-p2p-throughput-vs-size.svg",
+                "vm-broadcast-32KiB-total-cpu-vs-receivers.svg",
+                "vm-broadcast-32KiB-throughput-vs-receivers.svg",
             ]
         );
         // p50 and p99 per mechanism.

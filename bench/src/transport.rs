@@ -5,10 +5,12 @@
 //! (ping-pong) inside the thread that uses them, because io_uring rings set
 //! up with IORING_SETUP_SINGLE_ISSUER belong to the thread that created them.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
@@ -107,9 +109,145 @@ fn eventfd() -> Result<OwnedFd> {
     )?))
 }
 
+/// What each mechanism's buffer was sized to, by mechanism and message
+/// size, as read back from the kernel (for the conditions table).
+static BUFFERS: Mutex<BTreeMap<String, BTreeMap<usize, String>>> = Mutex::new(BTreeMap::new());
+
+/// Record how `mech`'s buffer was sized for messages of `size` bytes.
+pub fn note_buffer(mech: &str, size: usize, what: String) {
+    BUFFERS
+        .lock()
+        .unwrap()
+        .entry(mech.to_string())
+        .or_default()
+        .insert(size, what);
+}
+
+/// One line per mechanism: "pipe: 64B 8192 B, 32KiB 4194304 B".
+pub fn buffer_notes() -> Vec<String> {
+    BUFFERS
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(mech, by)| {
+            let v: Vec<String> = by
+                .iter()
+                .map(|(z, w)| format!("{} {w}", uring_ipc_bench::model::fmt_size(*z as u32)))
+                .collect();
+            format!("{mech}: {}", v.join(", "))
+        })
+        .collect()
+}
+
+/// Size a pipe's buffer to `bytes` (rounded up by the kernel to a power of
+/// two pages); returns what the kernel reports. Above
+/// /proc/sys/fs/pipe-max-size this needs CAP_SYS_RESOURCE; then the pipe
+/// keeps its default.
+fn size_pipe(fd: RawFd, bytes: usize) -> String {
+    // SAFETY: fcntl on a descriptor we own, no pointers.
+    let set = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes as libc::c_int) };
+    // SAFETY: as above.
+    let got = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    if set < 0 {
+        format!(
+            "{got} B (F_SETPIPE_SZ {bytes}: {})",
+            std::io::Error::last_os_error()
+        )
+    } else {
+        format!("{got} B")
+    }
+}
+
+/// Set a socket's send buffer to `bytes` (SO_SNDBUFFORCE, which ignores
+/// net.core.wmem_max but needs CAP_NET_ADMIN, else SO_SNDBUF); the kernel
+/// doubles the value for its own overhead. Returns what it reports.
+fn size_sndbuf(fd: RawFd, bytes: usize) -> String {
+    let v = bytes as libc::c_int;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: v is a c_int of the given length.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+    }
+    let mut got: libc::c_int = 0;
+    let mut glen = len;
+    // SAFETY: got and glen are valid for getsockopt to fill in.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut glen,
+        )
+    };
+    format!("SO_SNDBUF {got} B")
+}
+
+/// Datagrams a Unix datagram socket queues before the sender blocks
+/// (net.unix.max_dgram_qlen, read when a socket is created). Set once per
+/// run to the channel slots; returns what the sysctl says afterwards.
+pub fn set_dgram_qlen(slots: u32) -> String {
+    const P: &str = "/proc/sys/net/unix/max_dgram_qlen";
+    let set = std::fs::write(P, slots.to_string());
+    let now = std::fs::read_to_string(P)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("unreadable ({e})"));
+    match set {
+        Ok(()) => format!("net.unix.max_dgram_qlen {now}"),
+        Err(e) => format!("net.unix.max_dgram_qlen {now} (could not set {slots}: {e})"),
+    }
+}
+
+/// net.unix.max_dgram_qlen as it is.
+pub fn dgram_qlen() -> String {
+    match std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen") {
+        Ok(s) => format!("net.unix.max_dgram_qlen {} (left as it is)", s.trim()),
+        Err(e) => format!("net.unix.max_dgram_qlen unreadable ({e})"),
+    }
+}
+
+/// Lift RLIMIT_MSGQUEUE so POSIX queues of the channel's size fit (root
+/// only); returns the limit afterwards.
+pub fn lift_mq_rlimit() -> String {
+    let inf = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: inf is a valid rlimit.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &inf) };
+    // SAFETY: an all-zero rlimit is valid for getrlimit to fill in.
+    let mut now: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: now is a valid rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut now) };
+    let cur = if now.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{} B", now.rlim_cur)
+    };
+    if r == 0 {
+        format!("RLIMIT_MSGQUEUE {cur}")
+    } else {
+        format!(
+            "RLIMIT_MSGQUEUE {cur} (could not lift: {})",
+            std::io::Error::last_os_error()
+        )
+    }
+}
+
 /// Write all of `buf` (a blocking descriptor writes everything unless a
 /// signal interrupts it).
-fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
         // SAFETY: buf is valid for reads of its length.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
@@ -195,6 +333,23 @@ impl FdKind {
             FdKind::UnixDgram => socketpair(libc::SOCK_DGRAM),
         }
     }
+
+    /// A pair whose buffer holds `capacity` bytes (see `size_pipe`,
+    /// `size_sndbuf`); the sizing is recorded under `mech`.
+    pub fn sized_pair(
+        self,
+        mech: &str,
+        size: usize,
+        capacity: usize,
+    ) -> Result<(OwnedFd, OwnedFd)> {
+        let (w, r) = self.pair()?;
+        let what = match self {
+            FdKind::Pipe => size_pipe(w.as_raw_fd(), capacity),
+            FdKind::UnixStream | FdKind::UnixDgram => size_sndbuf(w.as_raw_fd(), capacity),
+        };
+        note_buffer(mech, size, what);
+        Ok((w, r))
+    }
 }
 
 struct FdTx {
@@ -243,10 +398,17 @@ pub struct FdCopies {
 }
 
 impl FdCopies {
-    pub fn new(kind: FdKind, size: usize, receivers: usize) -> Result<FdCopies> {
+    /// `capacity`: bytes each pair buffers.
+    pub fn new(
+        kind: FdKind,
+        mech: &str,
+        size: usize,
+        receivers: usize,
+        capacity: usize,
+    ) -> Result<FdCopies> {
         let (mut tx, mut rx) = (Vec::new(), Vec::new());
         for _ in 0..receivers {
-            let (w, r) = kind.pair()?;
+            let (w, r) = kind.sized_pair(mech, size, capacity)?;
             tx.push(w);
             rx.push(r);
         }
@@ -283,11 +445,11 @@ pub struct FdQueue {
 impl FdQueue {
     /// A pipe carries messages atomically only up to PIPE_BUF bytes; above
     /// that, readers would get pieces of several messages.
-    pub fn new(kind: FdKind, size: usize) -> Result<FdQueue> {
+    pub fn new(kind: FdKind, mech: &str, size: usize, capacity: usize) -> Result<FdQueue> {
         if kind == FdKind::Pipe && size > libc::PIPE_BUF {
             bail!("a shared pipe splits messages larger than PIPE_BUF (4096 bytes)");
         }
-        let (w, r) = kind.pair()?;
+        let (w, r) = kind.sized_pair(mech, size, capacity)?;
         Ok(FdQueue { kind, size, w, r })
     }
 }
@@ -639,6 +801,268 @@ impl PingFabric for ShmPing {
 }
 
 // ---------------------------------------------------------------------------
+// Shared slots, and a broadcast ring with one cursor per reader.
+
+/// `slots` message slots of `size` bytes in a shared anonymous mapping
+/// (what a multi-process user would map), after a header of `hdr` bytes.
+pub struct Slots {
+    base: NonNull<u8>,
+    len: usize,
+    hdr: usize,
+    slots: u64,
+    stride: usize,
+    size: usize,
+}
+
+// SAFETY: shared memory; users access the header through atomics and a
+// slot only under their own protocol (see ShmBcast, MsgRing).
+unsafe impl Sync for Slots {}
+// SAFETY: as above; the mapping is not tied to a thread.
+unsafe impl Send for Slots {}
+
+impl Slots {
+    pub fn new(slots: u32, size: usize, hdr: usize) -> Result<Slots> {
+        let stride = size.div_ceil(64) * 64;
+        let hdr = hdr.div_ceil(64) * 64;
+        let len = hdr + slots as usize * stride;
+        // SAFETY: a fresh anonymous shared mapping, checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap shared slots");
+        }
+        Ok(Slots {
+            base: NonNull::new(p.cast()).expect("mmap success is not NULL"),
+            len,
+            hdr,
+            slots: slots as u64,
+            stride,
+            size,
+        })
+    }
+
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A 64-byte-aligned atomic word at `off` of the header.
+    pub fn word<T>(&self, off: usize) -> &T {
+        assert!(
+            off + std::mem::size_of::<T>() <= self.hdr
+                && off.is_multiple_of(std::mem::align_of::<T>())
+        );
+        // SAFETY: inside the header, aligned; the mapping lives as long as
+        // self and zero is a valid value of the atomics this is used for.
+        unsafe { &*self.base.as_ptr().add(off).cast::<T>() }
+    }
+
+    /// The slot of sequence number `seq`.
+    pub fn slot(&self, seq: u64) -> *mut u8 {
+        let off = self.hdr + (seq % self.slots) as usize * self.stride;
+        debug_assert!(off + self.size <= self.len);
+        // SAFETY: in bounds of the mapping (see above).
+        unsafe { self.base.as_ptr().add(off) }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what new() mapped; no endpoint outlives it.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+fn futex_wait(word: &AtomicU32, val: u32) {
+    // SAFETY: word is a valid u32 for the kernel to compare; no timeout.
+    // EAGAIN (the value changed) and EINTR just mean "look again".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: word is a valid futex word.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
+}
+
+/// One ring of slots written once per message, read by every receiver
+/// through its own cursor (the best case of broadcast without a kernel):
+/// the writer may reuse a slot once every reader has passed it. Both sides
+/// sleep on futexes and are woken only when they announced it.
+///
+/// Header: tail (u64) at 0; data futex and the count of sleeping readers
+/// at 64; space futex and the writer's "sleeping" flag at 128; reader i's
+/// head (u64) at 192 + 64 i.
+pub struct ShmBcast {
+    ring: Slots,
+    readers: usize,
+}
+
+const BC_TAIL: usize = 0;
+const BC_DATA: usize = 64;
+const BC_READERS_WAITING: usize = 68;
+const BC_SPACE: usize = 128;
+const BC_WRITER_WAITING: usize = 132;
+const BC_HEADS: usize = 192;
+
+impl ShmBcast {
+    pub fn new(slots: u32, size: usize, readers: usize) -> Result<ShmBcast> {
+        Ok(ShmBcast {
+            ring: Slots::new(slots, size, BC_HEADS + 64 * readers)?,
+            readers,
+        })
+    }
+
+    fn tail(&self) -> &AtomicU64 {
+        self.ring.word(BC_TAIL)
+    }
+
+    fn head(&self, i: usize) -> &AtomicU64 {
+        self.ring.word(BC_HEADS + 64 * i)
+    }
+
+    fn min_head(&self) -> u64 {
+        // Acquire: pairs with each reader's release of its head, so its
+        // reads of the slots it passed are done before we reuse them.
+        (0..self.readers)
+            .map(|i| self.head(i).load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+struct BcastTx<'a> {
+    f: &'a ShmBcast,
+    tail: u64,
+    buf: Vec<u8>,
+}
+
+impl Tx for BcastTx<'_> {
+    fn batch(&self) -> usize {
+        1
+    }
+    fn buf(&mut self, _i: usize) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn send(&mut self, _n: usize) -> Result<()> {
+        let f = self.f;
+        let space: &AtomicU32 = f.ring.word(BC_SPACE);
+        let writer_waiting: &AtomicU32 = f.ring.word(BC_WRITER_WAITING);
+        while self.tail - f.min_head() >= f.ring.slots() {
+            // Announce, then look again: a reader that moves its head
+            // after our look sees the flag (SeqCst on both sides) and
+            // bumps the futex word we read before announcing.
+            let w = space.load(Ordering::SeqCst);
+            writer_waiting.store(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.tail - f.min_head() >= f.ring.slots() {
+                futex_wait(space, w);
+            }
+            writer_waiting.store(0, Ordering::SeqCst);
+        }
+        // SAFETY: every reader has passed this slot (min_head above), so
+        // nobody reads it until the tail below publishes it again.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.buf.as_ptr(), f.ring.slot(self.tail), self.buf.len())
+        };
+        self.tail += 1;
+        // SeqCst (a release, and ordered before the load of the waiting
+        // count): pairs with the reader's count increment and tail load.
+        f.tail().store(self.tail, Ordering::SeqCst);
+        let data: &AtomicU32 = f.ring.word(BC_DATA);
+        let waiting: &AtomicU32 = f.ring.word(BC_READERS_WAITING);
+        if waiting.load(Ordering::SeqCst) > 0 {
+            data.fetch_add(1, Ordering::SeqCst);
+            futex_wake(data, i32::MAX);
+        }
+        Ok(())
+    }
+}
+
+struct BcastRx<'a> {
+    f: &'a ShmBcast,
+    i: usize,
+    head: u64,
+}
+
+impl Rx for BcastRx<'_> {
+    fn recv(&mut self, max: usize, cb: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        let f = self.f;
+        let data: &AtomicU32 = f.ring.word(BC_DATA);
+        let waiting: &AtomicU32 = f.ring.word(BC_READERS_WAITING);
+        let tail = loop {
+            // Acquire: pairs with the writer's store of the tail.
+            let t = f.tail().load(Ordering::Acquire);
+            if t != self.head {
+                break t;
+            }
+            let w = data.load(Ordering::SeqCst);
+            waiting.fetch_add(1, Ordering::SeqCst);
+            if f.tail().load(Ordering::SeqCst) == self.head {
+                futex_wait(data, w);
+            }
+            waiting.fetch_sub(1, Ordering::SeqCst);
+        };
+        let n = ((tail - self.head) as usize).min(max.max(1));
+        for _ in 0..n {
+            // SAFETY: published by the tail above; the writer does not
+            // reuse the slot before our head passes it.
+            let msg = unsafe { std::slice::from_raw_parts(f.ring.slot(self.head), f.ring.size()) };
+            cb(msg)?;
+            self.head += 1;
+            // Release: our read of the slot is done before the writer may
+            // reuse it.
+            f.head(self.i).store(self.head, Ordering::Release);
+        }
+        // SeqCst fence between the head stores and the flag: pairs with
+        // the writer's announce-then-look.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let writer_waiting: &AtomicU32 = f.ring.word(BC_WRITER_WAITING);
+        if writer_waiting.swap(0, Ordering::SeqCst) != 0 {
+            let space: &AtomicU32 = f.ring.word(BC_SPACE);
+            space.fetch_add(1, Ordering::SeqCst);
+            futex_wake(space, 1);
+        }
+        Ok(n)
+    }
+}
+
+impl Fabric for ShmBcast {
+    fn tx(&self) -> Result<Box<dyn Tx + '_>> {
+        Ok(Box::new(BcastTx {
+            f: self,
+            tail: 0,
+            buf: vec![0; self.ring.size()],
+        }))
+    }
+    fn rx(&self, i: usize) -> Result<Box<dyn Rx + '_>> {
+        Ok(Box::new(BcastRx {
+            f: self,
+            i,
+            head: 0,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // POSIX message queues.
 
 /// A queue created for one measurement and unlinked at once (the
@@ -733,11 +1157,24 @@ pub struct MqStream {
 }
 
 impl MqStream {
-    pub fn new(size: usize) -> Result<MqStream> {
-        Ok(MqStream {
-            size,
-            q: Mq::new(size, MQ_DEPTH)?,
-        })
+    /// A queue of `depth` messages, or of the default depth if the kernel
+    /// refuses that many (without CAP_SYS_RESOURCE).
+    pub fn new(size: usize, depth: i64) -> Result<MqStream> {
+        let q = match Mq::new(size, depth) {
+            Ok(q) => {
+                note_buffer("posix-mq", size, format!("mq_maxmsg {depth}"));
+                q
+            }
+            Err(e) => {
+                note_buffer(
+                    "posix-mq",
+                    size,
+                    format!("mq_maxmsg {MQ_DEPTH} ({depth} refused: {e:#})"),
+                );
+                Mq::new(size, MQ_DEPTH)?
+            }
+        };
+        Ok(MqStream { size, q })
     }
 }
 

@@ -7,6 +7,7 @@
 //! receivers keep several blocking IORING_OP_IPC_RECV in flight and sleep in
 //! io_uring_enter until one completes. Nothing spins.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +15,8 @@ use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery};
 use liburing_ipc::uapi::io_uring::{IOIPC_SUB_RECV, IOIPC_SUB_SEND};
 use liburing_ipc::{opcode, Error, Ring};
 
-use crate::transport::{Fabric, Peer, PingFabric, Rx, Tx};
+use crate::transport::{write_all, Fabric, FdKind, Peer, PingFabric, Rx, Slots, Tx};
+use liburing_ipc::uapi::io_uring::{IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK};
 use uring_ipc_bench::payload;
 
 /// SQ entries of every ring.
@@ -318,6 +320,376 @@ impl PingFabric for UringPing {
             ring,
             out: out.id,
             inn: inn.id,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A pipe written through io_uring: the batched baseline.
+
+/// A pipe whose writer queues a batch of IORING_OP_WRITE (linked, so they
+/// land in order) and submits it with one io_uring_enter, on a ring set up
+/// like the io_uring IPC ones; the reader takes up to `depth` messages per
+/// read(2). The same syscall amortisation as io_uring IPC batched, on a
+/// plain pipe.
+pub struct PipeUring {
+    size: usize,
+    batch: usize,
+    depth: usize,
+    w: OwnedFd,
+    r: OwnedFd,
+}
+
+impl PipeUring {
+    pub fn new(
+        mech: &str,
+        size: usize,
+        capacity: usize,
+        batch: usize,
+        depth: usize,
+    ) -> Result<PipeUring> {
+        let (w, r) = FdKind::Pipe.sized_pair(mech, size, capacity)?;
+        Ok(PipeUring {
+            size,
+            batch,
+            depth,
+            w,
+            r,
+        })
+    }
+}
+
+struct PipeUringTx {
+    ring: Ring,
+    fd: RawFd,
+    bufs: Vec<Vec<u8>>,
+    res: Vec<i32>,
+}
+
+impl Tx for PipeUringTx {
+    fn batch(&self) -> usize {
+        self.bufs.len()
+    }
+    fn buf(&mut self, i: usize) -> &mut [u8] {
+        &mut self.bufs[i]
+    }
+    fn send(&mut self, n: usize) -> Result<()> {
+        for (i, b) in self.bufs[..n].iter().enumerate() {
+            let mut sqe =
+                opcode::write(self.fd, b.as_ptr(), b.len() as u32, -1).user_data(i as u64);
+            if i + 1 < n {
+                sqe = sqe.flags(IOSQE_IO_LINK);
+            }
+            // SAFETY: the buffers live in self and are not touched until
+            // every completion has been collected below.
+            unsafe { self.ring.push(&sqe)? };
+        }
+        let mut left = n;
+        while left > 0 {
+            match self.ring.pop_cqe() {
+                Some(c) => {
+                    self.res[c.user_data as usize] = c.res;
+                    left -= 1;
+                }
+                None => {
+                    self.ring.submit_and_wait(left as u32)?;
+                }
+            }
+        }
+        // A pipe may take part of a large write; the link then breaks and
+        // the writes after it are cancelled. Finish them in order.
+        let size = self.bufs[0].len();
+        if let Some(j) = self.res[..n].iter().position(|&r| r != size as i32) {
+            let done = self.res[j];
+            if done < 0 && done != -libc::ECANCELED {
+                return Err(Error::os("IORING_OP_WRITE", -done).into());
+            }
+            write_all(self.fd, &self.bufs[j][done.max(0) as usize..])?;
+            for i in j + 1..n {
+                if self.res[i] != -libc::ECANCELED {
+                    bail!(
+                        "IORING_OP_WRITE {i} completed with {} after a short write",
+                        self.res[i]
+                    );
+                }
+                write_all(self.fd, &self.bufs[i])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `depth` messages per read(2) from a byte stream.
+struct BulkRx {
+    fd: RawFd,
+    size: usize,
+    buf: Vec<u8>,
+    have: usize,
+}
+
+impl Rx for BulkRx {
+    fn recv(&mut self, _max: usize, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        loop {
+            // SAFETY: buf[have..] is valid for writes of its length.
+            let r = unsafe {
+                libc::read(
+                    self.fd,
+                    self.buf[self.have..].as_mut_ptr().cast(),
+                    self.buf.len() - self.have,
+                )
+            };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(e).context("read");
+            }
+            if r == 0 {
+                bail!("end of file with {} bytes of a message", self.have);
+            }
+            self.have += r as usize;
+            let whole = self.have / self.size;
+            for k in 0..whole {
+                f(&self.buf[k * self.size..(k + 1) * self.size])?;
+            }
+            let used = whole * self.size;
+            self.buf.copy_within(used..self.have, 0);
+            self.have -= used;
+            if whole > 0 {
+                return Ok(whole);
+            }
+        }
+    }
+}
+
+impl Fabric for PipeUring {
+    fn tx(&self) -> Result<Box<dyn Tx + '_>> {
+        Ok(Box::new(PipeUringTx {
+            ring: ring()?,
+            fd: self.w.as_raw_fd(),
+            bufs: vec![vec![0; self.size]; self.batch],
+            res: vec![0; self.batch],
+        }))
+    }
+    fn rx(&self, _i: usize) -> Result<Box<dyn Rx + '_>> {
+        Ok(Box::new(BulkRx {
+            fd: self.r.as_raw_fd(),
+            size: self.size,
+            buf: vec![0; self.size * self.depth],
+            have: 0,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// IORING_OP_MSG_RING: payload in shared memory, the message is a CQE.
+
+/// user_data of a credit: the receiver's index in the low bits.
+const CREDIT: u64 = 1 << 63;
+/// user_data of a request whose own completion we do not expect.
+const QUIET: u64 = u64::MAX;
+
+/// Messages over IORING_OP_MSG_RING: the sender copies each message once
+/// into a shared ring of slots and posts one CQE per receiver on that
+/// receiver's ring (result: length, user_data: sequence number), one
+/// io_uring_enter per message. Receivers read the slot and hand slots back
+/// with a MSG_RING of their own to the sender's ring every quarter ring
+/// (and before they sleep). Rings as for io_uring IPC.
+pub struct MsgRing {
+    slots: Slots,
+    receivers: usize,
+    rx_fds: Mutex<Vec<Option<RawFd>>>,
+    tx_fd: OnceLock<RawFd>,
+}
+
+impl MsgRing {
+    pub fn new(slots: u32, size: usize, receivers: usize) -> Result<MsgRing> {
+        Ok(MsgRing {
+            slots: Slots::new(slots, size, 64)?,
+            receivers,
+            rx_fds: Mutex::new(vec![None; receivers]),
+            tx_fd: OnceLock::new(),
+        })
+    }
+
+    /// A ring whose CQ holds a full channel's worth of messages.
+    fn ring(&self) -> Result<Ring> {
+        Ring::builder(RING_ENTRIES)
+            .single_issuer()
+            .defer_taskrun()
+            .cq_entries((2 * self.slots.slots() as u32).max(2 * RING_ENTRIES))
+            .build()
+            .context("io_uring_setup(SINGLE_ISSUER | DEFER_TASKRUN | CQSIZE)")
+    }
+}
+
+struct MsgRingTx<'a> {
+    f: &'a MsgRing,
+    ring: Ring,
+    tail: u64,
+    /// Slots each receiver has handed back, cumulative.
+    acked: Vec<u64>,
+    fds: Vec<RawFd>,
+    buf: Vec<u8>,
+}
+
+impl MsgRingTx<'_> {
+    /// Take one completion: a credit, or one of our sends (returns true).
+    fn absorb(&mut self, c: liburing_ipc::Cqe) -> Result<bool> {
+        if c.user_data & CREDIT != 0 && c.user_data != QUIET {
+            self.acked[(c.user_data & !CREDIT) as usize] += c.res as u64;
+            return Ok(false);
+        }
+        if c.res < 0 {
+            return Err(Error::os("IORING_OP_MSG_RING", -c.res).into());
+        }
+        Ok(true)
+    }
+}
+
+impl Tx for MsgRingTx<'_> {
+    fn batch(&self) -> usize {
+        1
+    }
+    fn buf(&mut self, _i: usize) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn send(&mut self, _n: usize) -> Result<()> {
+        if self.fds.is_empty() {
+            let fds = self.f.rx_fds.lock().unwrap();
+            self.fds = fds
+                .iter()
+                .map(|f| f.context("a receiver has no ring"))
+                .collect::<Result<_>>()?;
+        }
+        let slots = self.f.slots.slots();
+        while self.tail - self.acked.iter().copied().min().unwrap_or(0) >= slots {
+            match self.ring.pop_cqe() {
+                Some(c) => {
+                    if self.absorb(c)? {
+                        bail!("a MSG_RING completion nobody waited for");
+                    }
+                }
+                None => {
+                    self.ring.submit_and_wait(1)?;
+                }
+            }
+        }
+        // SAFETY: every receiver has handed this slot back (acked above),
+        // and none reads it again before the CQEs below name it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.buf.as_ptr(),
+                self.f.slots.slot(self.tail),
+                self.buf.len(),
+            )
+        };
+        for &fd in &self.fds {
+            let sqe = opcode::msg_ring(fd, self.buf.len() as u32, self.tail);
+            // SAFETY: MSG_RING references no memory of ours.
+            unsafe { self.ring.push(&sqe)? };
+        }
+        let mut left = self.fds.len();
+        while left > 0 {
+            match self.ring.pop_cqe() {
+                Some(c) => {
+                    if self.absorb(c)? {
+                        left -= 1;
+                    }
+                }
+                None => {
+                    self.ring.submit_and_wait(left as u32)?;
+                }
+            }
+        }
+        self.tail += 1;
+        Ok(())
+    }
+}
+
+struct MsgRingRx<'a> {
+    f: &'a MsgRing,
+    i: usize,
+    ring: Ring,
+    tx_fd: RawFd,
+    freed: u64,
+}
+
+impl MsgRingRx<'_> {
+    fn give_back(&mut self) -> Result<()> {
+        if self.freed > 0 {
+            let sqe = opcode::msg_ring(self.tx_fd, self.freed as u32, CREDIT | self.i as u64)
+                .flags(IOSQE_CQE_SKIP_SUCCESS)
+                .user_data(QUIET);
+            // SAFETY: MSG_RING references no memory of ours.
+            unsafe { self.ring.push(&sqe)? };
+            self.freed = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Rx for MsgRingRx<'_> {
+    fn recv(&mut self, _max: usize, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        let quarter = (self.f.slots.slots() / 4).max(1);
+        loop {
+            let mut got = 0;
+            while let Some(c) = self.ring.pop_cqe() {
+                if c.user_data == QUIET {
+                    return Err(Error::os("IORING_OP_MSG_RING (credit)", -c.res).into());
+                }
+                let len = c.res as usize;
+                if c.res < 0 || len > self.f.slots.size() {
+                    bail!("message CQE with result {}", c.res);
+                }
+                // SAFETY: the sender wrote this slot before posting the
+                // CQE and does not reuse it before we hand it back.
+                let msg =
+                    unsafe { std::slice::from_raw_parts(self.f.slots.slot(c.user_data), len) };
+                f(msg)?;
+                got += 1;
+                self.freed += 1;
+                if self.freed >= quarter {
+                    self.give_back()?;
+                }
+            }
+            if got > 0 {
+                self.ring.submit()?;
+                return Ok(got);
+            }
+            // Hand slots back before sleeping: the sender may wait for them.
+            self.give_back()?;
+            self.ring.submit_and_wait(1)?;
+        }
+    }
+}
+
+impl Fabric for MsgRing {
+    fn tx(&self) -> Result<Box<dyn Tx + '_>> {
+        let ring = self.ring()?;
+        self.tx_fd
+            .set(ring.fd())
+            .map_err(|_| anyhow::anyhow!("one sender per measurement"))?;
+        Ok(Box::new(MsgRingTx {
+            f: self,
+            ring,
+            tail: 0,
+            acked: vec![0; self.receivers],
+            fds: Vec::new(),
+            buf: vec![0; self.slots.size()],
+        }))
+    }
+    fn rx(&self, i: usize) -> Result<Box<dyn Rx + '_>> {
+        let ring = self.ring()?;
+        let tx_fd = *self.tx_fd.get().context("the sender sets up first")?;
+        self.rx_fds.lock().unwrap()[i] = Some(ring.fd());
+        Ok(Box::new(MsgRingRx {
+            f: self,
+            i,
+            ring,
+            tx_fd,
+            freed: 0,
         }))
     }
 }

@@ -93,6 +93,19 @@ pub fn poll_add(fd: i32, mask: u32) -> Sqe {
     s
 }
 
+/// IORING_OP_MSG_RING of type IORING_MSG_DATA (0): post a completion with
+/// result `res` and `user_data` on the ring `ring_fd`; this request's own
+/// completion reports whether that worked.
+pub fn msg_ring(ring_fd: i32, res: u32, user_data: u64) -> Sqe {
+    let mut s = Sqe::new(IORING_OP_MSG_RING);
+    s.0.fd = ring_fd;
+    // sqe->addr selects the message type; IORING_MSG_DATA is 0.
+    s.0.addr = 0;
+    s.0.len = res;
+    s.0.off = user_data;
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +123,9 @@ mod tests {
         );
         assert_eq!(s.0.addr, buf.as_ptr() as u64);
         assert_eq!(s.0.flags, IOSQE_IO_LINK);
+        let m = msg_ring(5, 64, 1 << 40);
+        assert_eq!(m.0.opcode, IORING_OP_MSG_RING);
+        assert_eq!((m.0.fd, m.0.addr, m.0.len, m.0.off), (5, 0, 64, 1 << 40));
         let c = async_cancel(42, IORING_ASYNC_CANCEL_ALL);
         assert_eq!(
             (c.0.addr, c.0.rw_flags, c.0.fd),

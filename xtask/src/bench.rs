@@ -143,7 +143,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
             .args(select)
             .arg("--out")
             .arg(&host_json)
-            .args(["--environment", "host", "--accel", "native"]);
+            .args(["--environment", "host", "--accel", host_accel()]);
         let status = follow(c, "host", total, budget(args, &Accel::Kvm))?;
         problems.extend(verdict("host run", status, &host_json));
     }
@@ -170,6 +170,8 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         built.release.clone(),
         "--host-load".into(),
         host_load(),
+        "--qemu".into(),
+        qemu_version(),
     ]);
     let spec = VmSpec {
         kernel: &built,
@@ -216,6 +218,35 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
 fn host_load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// How the host itself runs: "native" only on bare metal. A host whose CPU
+/// flags include "hypervisor" is itself a guest.
+fn host_accel() -> &'static str {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if flags
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"))
+    {
+        "virtualized (the host is itself a guest)"
+    } else {
+        "native"
+    }
+}
+
+/// The first line of `qemu-system-x86_64 --version` (what vng runs).
+fn qemu_version() -> String {
+    Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 
