@@ -269,7 +269,9 @@ pub struct io_uring_buf_reg {
     pub ring_entries: u32,
     pub bgid: u16,
     pub flags: u16,
-    pub resv: [u64; 3],
+    /// IOU_PBUF_RING_INC only.
+    pub min_left: u32,
+    pub resv: [u32; 5],
 }
 
 #[repr(C)]
@@ -420,13 +422,13 @@ pub const LAYOUTS: &[Layout] = &[
     layout!(
         H,
         "struct io_uring_buf_reg",
-        // `flags` is `pad` in headers before 6.7: its offset follows from
-        // the others and the size.
+        // Before 6.7 `flags` was `pad`, and before 6.12 `min_left` and
+        // `resv` were `resv[3]` of u64: only the fields every version has
+        // are compared, and the size.
         io_uring_buf_reg {
             ring_addr,
             ring_entries,
             bgid,
-            resv,
         }
     ),
     layout!(
