@@ -558,26 +558,32 @@ unsafe impl Send for ShmRing {}
 
 const SHM_HDR: usize = 64;
 
+/// A fresh, populated anonymous shared mapping of `len` bytes.
+fn shared_mapping(len: usize) -> std::io::Result<NonNull<u8>> {
+    // SAFETY: a fresh anonymous shared mapping, checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(NonNull::new(p.cast()).expect("mmap success is not NULL"))
+}
+
 impl ShmRing {
     pub fn new(slots: u32, size: usize) -> Result<ShmRing> {
         let stride = size.div_ceil(64) * 64;
         let len = SHM_HDR + slots as usize * stride;
-        // SAFETY: a fresh anonymous shared mapping, checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap shared ring");
-        }
+        let p = shared_mapping(len).context("mmap shared ring")?;
         Ok(ShmRing {
-            base: NonNull::new(p.cast()).expect("mmap success is not NULL"),
+            base: p,
             len,
             slots: slots as u64,
             stride,
@@ -825,22 +831,9 @@ impl Slots {
         let stride = size.div_ceil(64) * 64;
         let hdr = hdr.div_ceil(64) * 64;
         let len = hdr + slots as usize * stride;
-        // SAFETY: a fresh anonymous shared mapping, checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap shared slots");
-        }
+        let p = shared_mapping(len).context("mmap shared slots")?;
         Ok(Slots {
-            base: NonNull::new(p.cast()).expect("mmap success is not NULL"),
+            base: p,
             len,
             hdr,
             slots: slots as u64,

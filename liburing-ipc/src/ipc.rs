@@ -576,15 +576,22 @@ mod tests {
         assert_eq!(drain(&r), b"pipe data");
     }
 
-    #[test]
-    fn single_issuer_ring_on_another_thread_leaves_no_sqe() {
-        let ring = match Ring::builder(4).single_issuer().build() {
-            Ok(r) => r,
+    /// A SINGLE_ISSUER ring, or None (printing SKIP) on kernels without.
+    fn single_issuer_ring() -> Option<Ring> {
+        match Ring::builder(4).single_issuer().build() {
+            Ok(r) => Some(r),
             Err(e) if e.errno() == Some(libc::EINVAL) => {
                 eprintln!("SKIP: no IORING_SETUP_SINGLE_ISSUER: {e}");
-                return;
+                None
             }
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn single_issuer_ring_on_another_thread_leaves_no_sqe() {
+        let Some(ring) = single_issuer_ring() else {
+            return;
         };
         let (r, w) = pipe();
         write_all(&w, b"pipe data");
@@ -628,13 +635,8 @@ mod tests {
     /// than the submitter, though its thread looks like the parent's).
     #[test]
     fn single_issuer_ring_in_forked_child_leaves_no_sqe() {
-        let mut ring = match Ring::builder(4).single_issuer().build() {
-            Ok(r) => r,
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
-                eprintln!("SKIP: no IORING_SETUP_SINGLE_ISSUER: {e}");
-                return;
-            }
-            Err(e) => panic!("{e}"),
+        let Some(mut ring) = single_issuer_ring() else {
+            return;
         };
         let (r, w) = pipe();
         write_all(&w, b"pipe data");
