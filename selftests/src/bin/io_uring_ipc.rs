@@ -2457,6 +2457,129 @@ fn multishot_short_buffer_comes_back() -> TestResult {
     Ok(())
 }
 
+/// Multishot streams started and ended every way there is, while another
+/// process keeps sending: ASYNC_CANCEL, DETACH, running out of buffers, and
+/// the ring's exit with the stream in flight. Every stream that is reaped
+/// ends exactly once, with a result that says why, and nothing is left in
+/// an io-wq worker. Under the debug profile this is the lockdep and KASAN
+/// run of those paths.
+fn multishot_ends_every_way_under_traffic() -> TestResult {
+    const ROUNDS: u64 = 60;
+    let tx_ring = Ring::new(8)?;
+    let k = key(31);
+    let ch = tx_ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 16, 64).key(k))?;
+    let sender = fork_child(move || {
+        let Ok(mut r) = Ring::new(8) else { return 3 };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+            return 4;
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut i = 0u64;
+        while Instant::now() < deadline {
+            // paced, so that streams end by what the test does to them
+            // more often than by running dry
+            std::thread::sleep(Duration::from_micros(300));
+            match r.ipc_send(s.id, &pattern(i, 24)) {
+                Ok(_) => i += 1,
+                Err(e) if e.errno() == Some(libc::ENOBUFS) => std::thread::yield_now(),
+                // the channel is destroyed when the test is done
+                Err(_) => return 0,
+            }
+        }
+        0
+    })?;
+    let mut ends: BTreeMap<&'static str, u32> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let mut ring = Ring::builder(8).cq_entries(64).build()?;
+        let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+        let mut bufs = BufRing::new(&ring, 1, 32, (MSHOT_HDR + 64) as u32)?;
+        push(
+            &mut ring,
+            ipc::recv_multishot(rx.id, bufs.bgid()).user_data(round),
+        )?;
+        ring.submit()?;
+        // take a few messages, giving the buffers back
+        for _ in 0..3 {
+            let c = ring.wait_for(round)?;
+            if c.flags & IORING_CQE_F_MORE == 0 {
+                return Err(Outcome::Fail(format!(
+                    "round {round}: the stream ended early: {c:?}"
+                )));
+            }
+            let (info, payload) = mshot_message(&mut bufs, &c)?;
+            check_eq!(payload.len(), info.len as usize);
+        }
+        let how = round % 4;
+        if how == 3 {
+            // ring exit with the stream in flight
+            ends.entry("ring exit").and_modify(|n| *n += 1).or_insert(1);
+            drop(bufs);
+            drop(ring);
+            continue;
+        }
+        match how {
+            0 => push(&mut ring, opcode::async_cancel(round, 0).user_data(1 << 40))?,
+            1 => ring.ipc_detach(rx.id)?,
+            _ => {} // stop recycling: the group runs dry
+        }
+        ring.submit()?;
+        let mut cancel_pending = how == 0;
+        let mut end = None;
+        while end.is_none() || cancel_pending {
+            let c = ring.wait_cqe()?;
+            if c.user_data == 1 << 40 {
+                // -ENOENT: the stream had ended already (out of buffers)
+                check!(
+                    [0, -libc::EALREADY, -libc::ENOENT].contains(&c.res),
+                    "round {round}: cancel gave {}",
+                    errno_name(-c.res)
+                );
+                cancel_pending = false;
+                continue;
+            }
+            check_eq!(c.user_data, round);
+            check!(end.is_none(), "round {round}: a CQE after the end: {c:?}");
+            if c.flags & IORING_CQE_F_MORE != 0 {
+                // a message that was on its way: its buffer goes back,
+                // except where running dry is the way to end
+                let (bid, _) = bufs.take(&c).ok_or_else(|| {
+                    Outcome::Fail(format!("round {round}: F_MORE without a buffer"))
+                })?;
+                if how != 2 {
+                    bufs.recycle(bid);
+                }
+                continue;
+            }
+            end = Some(c);
+        }
+        let end = end.expect("loop ends with the final CQE");
+        let why = match -end.res {
+            libc::ECANCELED => "ECANCELED",
+            libc::EPIPE => "EPIPE",
+            libc::ENOBUFS => "ENOBUFS",
+            _ => {
+                return Err(Outcome::Fail(format!(
+                    "round {round} (way {how}): the stream ended with {end:?}"
+                )))
+            }
+        };
+        check!(
+            end.flags & IORING_CQE_F_BUFFER == 0,
+            "round {round}: the final {why} carries a buffer"
+        );
+        *ends.entry(why).or_insert(0) += 1;
+        check!(
+            next_cqe_within(&mut ring, 20)?.is_none(),
+            "round {round}: a completion after the end of the stream"
+        );
+    }
+    println!("# streams ended: {ends:?}");
+    check_eq!(io_workers(), 0);
+    tx_ring.ipc_destroy(ch)?;
+    check_eq!(sender.wait()?, 0);
+    Ok(())
+}
+
 /// Every broadcast receiver's multishot receive gets every message.
 fn multishot_recv_broadcast_reaches_all() -> TestResult {
     const N: u64 = 200;
@@ -2556,6 +2679,7 @@ fn main() {
             multishot_recv_broadcast_reaches_all,
             multishot_final_cqe_repeats_no_buffer,
             multishot_short_buffer_comes_back,
+            multishot_ends_every_way_under_traffic,
         ],
     )
     .probe(probe)
