@@ -53,6 +53,17 @@ pub fn gen_progs(makefile: &str) -> Vec<String> {
 /// Build tools/testing/selftests/`dir` of the kernel tree `tree` into
 /// `out`, and describe its programs as guest tests named `dir.prog`.
 pub fn build(sh: &Shell, tree: &Path, dir: &str, out: &Path) -> Result<Vec<GuestTest>> {
+    build_with(sh, tree, dir, out, &[])
+}
+
+/// [`build`], passing `make_args` (e.g. `KHDR_INCLUDES=...`) to make.
+pub fn build_with(
+    sh: &Shell,
+    tree: &Path,
+    dir: &str,
+    out: &Path,
+    make_args: &[String],
+) -> Result<Vec<GuestTest>> {
     let src_dir = tree.join("tools/testing/selftests").join(dir);
     let makefile = std::fs::read_to_string(src_dir.join("Makefile"))
         .with_context(|| format!("reading {}/Makefile", src_dir.display()))?;
@@ -67,7 +78,7 @@ pub fn build(sh: &Shell, tree: &Path, dir: &str, out: &Path) -> Result<Vec<Guest
         src_dir.display(),
         progs.join(" ")
     );
-    let built = cmd!(sh, "make -s -C {src_dir} {output}")
+    let built = cmd!(sh, "make -s -C {src_dir} {output} {make_args...}")
         .quiet()
         .ignore_stdout()
         .run();

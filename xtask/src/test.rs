@@ -78,12 +78,24 @@ pub fn build_c_helpers(sh: &Shell) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// The kernel's own selftests for what the series changes, built from the
-/// patched tree. mq_perf_tests is left to `cargo xtask regress`: it measures
-/// throughput for minutes, and proves nothing a pass/fail run needs.
-pub fn build_kselftests(sh: &Shell) -> Result<Vec<GuestTest>> {
+/// patched tree: mqueue, and the series' io_uring_ipc (against the UAPI
+/// headers `built` installed, which define the IPC interface).
+/// mq_perf_tests is left to `cargo xtask regress`: it measures throughput
+/// for minutes, and proves nothing a pass/fail run needs.
+pub fn build_kselftests(sh: &Shell, built: &crate::kernel::Built) -> Result<Vec<GuestTest>> {
     let _lock = crate::kernel::TreeLock::acquire()?;
-    let out = crate::target_dir().join("kselftest/patched/mqueue");
-    let tests = crate::kselftest::build(sh, &crate::kernel::src_dir(), "mqueue", &out)?;
+    let src = crate::kernel::src_dir();
+    let out = crate::target_dir().join("kselftest/patched");
+    let mut tests = crate::kselftest::build(sh, &src, "mqueue", &out.join("mqueue"))?;
+    let headers = crate::uapi::headers_dir(built).join("include");
+    let khdr = format!("KHDR_INCLUDES=-isystem {}", headers.display());
+    tests.extend(crate::kselftest::build_with(
+        sh,
+        &src,
+        "io_uring_ipc",
+        &out.join("io_uring_ipc"),
+        &[khdr],
+    )?);
     Ok(tests
         .into_iter()
         .filter(|t| t.name != "mqueue.mq_perf_tests")
@@ -108,7 +120,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         .into_iter()
         .filter(|n| wanted(n))
         .collect();
-    let kselftests: Vec<GuestTest> = build_kselftests(sh)?
+    let kselftests: Vec<GuestTest> = build_kselftests(sh, &built)?
         .into_iter()
         .filter(|t| wanted(&t.name))
         .collect();
