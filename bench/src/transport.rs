@@ -538,23 +538,15 @@ impl PingFabric for FdPing {
 /// mapping. The producer publishes its tail in the mapping and writes 1 to
 /// `data` per message; the consumer hands slots back in batches through
 /// `space` (credits), so neither side spins.
+///
+/// The tail is only accessed as an atomic, and a slot is written by the
+/// producer only while it holds a credit for it and read by the consumer
+/// only between the tail that published it and the credit that returns it.
 pub struct ShmRing {
-    base: NonNull<u8>,
-    len: usize,
-    slots: u64,
-    stride: usize,
-    size: usize,
+    slots: Slots,
     data: OwnedFd,
     space: OwnedFd,
 }
-
-// SAFETY: the mapping is shared memory; the tail is only accessed as an
-// atomic, and a slot is written by the producer only while it holds a
-// credit for it and read by the consumer only between the tail that
-// published it and the credit that returns it.
-unsafe impl Sync for ShmRing {}
-// SAFETY: as above; the mapping is not tied to a thread.
-unsafe impl Send for ShmRing {}
 
 const SHM_HDR: usize = 64;
 
@@ -579,38 +571,20 @@ fn shared_mapping(len: usize) -> std::io::Result<NonNull<u8>> {
 
 impl ShmRing {
     pub fn new(slots: u32, size: usize) -> Result<ShmRing> {
-        let stride = size.div_ceil(64) * 64;
-        let len = SHM_HDR + slots as usize * stride;
-        let p = shared_mapping(len).context("mmap shared ring")?;
         Ok(ShmRing {
-            base: p,
-            len,
-            slots: slots as u64,
-            stride,
-            size,
+            slots: Slots::new(slots, size, SHM_HDR)?,
             data: eventfd()?,
             space: eventfd()?,
         })
     }
 
+    /// The header's first word: the producer's tail.
     fn tail(&self) -> &AtomicU64 {
-        // SAFETY: the header's first 8 bytes, 64-aligned, live as long as
-        // self, and are only ever accessed atomically.
-        unsafe { &*self.base.as_ptr().cast::<AtomicU64>() }
+        self.slots.word(0)
     }
 
     fn slot(&self, seq: u64) -> *mut u8 {
-        let off = SHM_HDR + (seq % self.slots) as usize * self.stride;
-        debug_assert!(off + self.size <= self.len);
-        // SAFETY: in bounds of the mapping (see above).
-        unsafe { self.base.as_ptr().add(off) }
-    }
-}
-
-impl Drop for ShmRing {
-    fn drop(&mut self) {
-        // SAFETY: unmapping what new() mapped; no endpoint outlives the ring.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        self.slots.slot(seq)
     }
 }
 
@@ -627,7 +601,7 @@ impl<'a> ShmSender<'a> {
         ShmSender {
             ring,
             tail: 0,
-            credits: ring.slots,
+            credits: ring.slots.slots(),
         }
     }
 
@@ -687,12 +661,12 @@ impl<'a> ShmReceiver<'a> {
                 // SAFETY: the slot was published by the tail above and is
                 // not rewritten before we return its credit.
                 let msg = unsafe {
-                    std::slice::from_raw_parts(self.ring.slot(self.head), self.ring.size)
+                    std::slice::from_raw_parts(self.ring.slot(self.head), self.ring.slots.size())
                 };
                 f(msg)?;
                 self.head += 1;
                 self.freed += 1;
-                if self.freed >= (self.ring.slots / 4).max(1) {
+                if self.freed >= (self.ring.slots.slots() / 4).max(1) {
                     self.give_back()?;
                 }
             }
