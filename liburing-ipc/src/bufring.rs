@@ -13,56 +13,15 @@
 //! receives in flight; requests that keep a selected buffer across an
 //! io-wq issue (reads of regular files) must be completed before.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use uapi_headers::io_uring::*;
 
 use crate::error::{Error, Result};
-use crate::ring::{Cqe, Ring};
+use crate::ring::{Cqe, Mmap, Ring};
 use crate::sys;
-
-/// An anonymous private mapping, unmapped on drop.
-struct Anon {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Anon {
-    fn new(len: usize) -> Result<Anon> {
-        // SAFETY: a fresh anonymous mapping, no existing memory involved.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Error::last_os("mmap"));
-        }
-        Ok(Anon {
-            ptr: NonNull::new(p.cast()).expect("mmap returned NULL"),
-            len,
-        })
-    }
-}
-
-impl Drop for Anon {
-    fn drop(&mut self) {
-        if self.len == 0 {
-            // leaked on purpose, see BufRing's Drop
-            return;
-        }
-        // SAFETY: the mapping was made by Anon::new with this length and
-        // nothing refers to it any more.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
 
 /// `entries` buffers of `buf_len` bytes each, registered with a ring as
 /// buffer group `bgid`.
@@ -72,8 +31,9 @@ pub struct BufRing {
     ring_fd: OwnedFd,
     bgid: u16,
     buf_len: u32,
-    descs: Anon,
-    bufs: Anon,
+    /// Dropped only once the group is unregistered (see Drop).
+    descs: ManuallyDrop<Mmap>,
+    bufs: ManuallyDrop<Mmap>,
     /// Our copy of the tail published to the kernel.
     tail: u16,
     /// Per buffer: returned by a CQE and not provided again yet.
@@ -93,8 +53,9 @@ impl BufRing {
             return Err(Error::InvalidArgument("buffer length must not be 0"));
         }
         let n = entries as usize;
-        let descs = Anon::new(n * std::mem::size_of::<io_uring_buf>())?;
-        let bufs = Anon::new(n * buf_len as usize)?;
+        // unmapped by drop if the registration below fails
+        let descs = Mmap::anon(n * std::mem::size_of::<io_uring_buf>())?;
+        let bufs = Mmap::anon(n * buf_len as usize)?;
         // SAFETY: dup of an fd the ring owns; the result is owned below.
         let dup = unsafe { libc::fcntl(ring.fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
@@ -103,7 +64,7 @@ impl BufRing {
         // SAFETY: dup is a fresh fd nobody else owns.
         let ring_fd = unsafe { OwnedFd::from_raw_fd(dup) };
         let mut reg = io_uring_buf_reg {
-            ring_addr: descs.ptr.as_ptr() as u64,
+            ring_addr: descs.as_ptr() as u64,
             ring_entries: entries as u32,
             bgid,
             ..Default::default()
@@ -125,8 +86,8 @@ impl BufRing {
             ring_fd,
             bgid,
             buf_len,
-            descs,
-            bufs,
+            descs: ManuallyDrop::new(descs),
+            bufs: ManuallyDrop::new(bufs),
             tail: 0,
             ours: vec![true; n],
         };
@@ -154,7 +115,7 @@ impl BufRing {
     fn desc(&self, i: u16) -> *mut io_uring_buf {
         let i = (i & (self.entries() - 1)) as usize;
         // SAFETY: i is below entries, the mapping holds that many.
-        unsafe { self.descs.ptr.as_ptr().cast::<io_uring_buf>().add(i) }
+        unsafe { self.descs.as_ptr().cast::<io_uring_buf>().add(i) }
     }
 
     /// Queue buffer `bid` at the local tail (not visible until publish).
@@ -181,12 +142,7 @@ impl BufRing {
 
     fn buf_ptr(&self, bid: u16) -> *mut u8 {
         // SAFETY: bid < entries, the buffer mapping holds entries buffers.
-        unsafe {
-            self.bufs
-                .ptr
-                .as_ptr()
-                .add(bid as usize * self.buf_len as usize)
-        }
+        unsafe { self.bufs.as_ptr().add(bid as usize * self.buf_len as usize) }
     }
 
     /// The buffer a completion of this group returned, and the bytes in it:
@@ -234,7 +190,7 @@ impl Drop for BufRing {
             ..Default::default()
         };
         // SAFETY: unregisters the group before its memory is unmapped
-        // (fields drop after this), on the duplicate of the ring's fd.
+        // below, on the duplicate of the ring's fd.
         let r = unsafe {
             sys::io_uring_register(
                 self.ring_fd.as_raw_fd(),
@@ -243,22 +199,15 @@ impl Drop for BufRing {
                 1,
             )
         };
-        if r < 0 {
-            // Still registered: leaking the memory is the only safe choice.
-            std::mem::forget(std::mem::replace(
-                &mut self.bufs,
-                Anon {
-                    ptr: NonNull::dangling(),
-                    len: 0,
-                },
-            ));
-            std::mem::forget(std::mem::replace(
-                &mut self.descs,
-                Anon {
-                    ptr: NonNull::dangling(),
-                    len: 0,
-                },
-            ));
+        // Unmapped only once unregistered: while the kernel may still
+        // write into the buffers, leaking them is the only safe choice.
+        if r >= 0 {
+            // SAFETY: the kernel no longer knows the group; nothing else
+            // refers to the mappings, and they are not used again.
+            unsafe {
+                ManuallyDrop::drop(&mut self.bufs);
+                ManuallyDrop::drop(&mut self.descs);
+            }
         }
     }
 }

@@ -26,32 +26,53 @@ use crate::opcode::Sqe;
 use crate::sys;
 
 /// One mmap'ed region, unmapped on drop.
-struct Mmap {
+pub(crate) struct Mmap {
     ptr: NonNull<libc::c_void>,
     len: usize,
 }
 
 impl Mmap {
     fn new(fd: RawFd, offset: u64, len: usize) -> Result<Mmap> {
-        // SAFETY: a fresh shared mapping of the ring fd; no existing memory is
-        // affected, and the result is checked before use.
+        Self::map(fd, offset, len, libc::MAP_SHARED, "mmap io_uring")
+    }
+
+    /// Private anonymous memory of `len` bytes (for buffers given to the
+    /// kernel), populated.
+    pub(crate) fn anon(len: usize) -> Result<Mmap> {
+        Self::map(-1, 0, len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, "mmap")
+    }
+
+    fn map(
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        flags: libc::c_int,
+        what: &'static str,
+    ) -> Result<Mmap> {
+        // SAFETY: a fresh mapping (of the ring fd, or anonymous); no existing
+        // memory is affected, and the result is checked before use.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                flags | libc::MAP_POPULATE,
                 fd,
                 offset as libc::off_t,
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(Error::last_os("mmap io_uring"));
+            return Err(Error::last_os(what));
         }
         Ok(Mmap {
             ptr: NonNull::new(ptr).expect("mmap never returns NULL on success"),
             len,
         })
+    }
+
+    /// The start of the mapping.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr().cast()
     }
 
     /// Pointer `off` bytes into the mapping.
