@@ -83,6 +83,10 @@ enum Cmd {
         /// Output directory (report.md, results.json, summary.txt, *.svg).
         #[arg(long)]
         out: PathBuf,
+        /// Instruction counts of the VM run's timed windows, as
+        /// bench/qemu-plugin/insn_window.c writes them.
+        #[arg(long)]
+        insns: Option<PathBuf>,
     },
 }
 
@@ -206,8 +210,21 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Render { vm, host, out } => {
-            let vm = load(&vm)?;
+        Cmd::Render {
+            vm,
+            host,
+            out,
+            insns,
+        } => {
+            let mut vm = load(&vm)?;
+            if let Some(f) = insns {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                let n = vm
+                    .attach_insns(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                println!("instruction counts for {n} timed passes");
+            }
             let host = host.as_ref().map(load).transpose()?;
             std::fs::create_dir_all(&out)?;
             let mut plots = Vec::new();

@@ -163,6 +163,14 @@ pub struct Pass {
     /// Ping-pong only: round-trip percentiles of this pass.
     #[serde(default)]
     pub rtt: Option<Latency>,
+    /// The timed window this pass was (stats::Cost::window).
+    #[serde(default)]
+    pub window: Option<u64>,
+    /// Guest instructions all vCPUs executed per message in this pass, when
+    /// the VM counted them (TCG with bench/qemu-plugin/insn_window.c):
+    /// unlike times, this does not depend on how busy the host was.
+    #[serde(default)]
+    pub insns: Option<f64>,
 }
 
 impl Pass {
@@ -193,6 +201,8 @@ pub enum Metric {
     RttP50,
     /// Ping-pong round trip p99 (ns).
     RttP99,
+    /// Guest instructions per message, all vCPUs (TCG instruction counts).
+    Insns,
 }
 
 impl Metric {
@@ -212,6 +222,7 @@ impl Metric {
             Metric::CtxSwitches => "context switches/msg",
             Metric::RttP50 => "round trip p50 ns",
             Metric::RttP99 => "round trip p99 ns",
+            Metric::Insns => "instructions/msg",
         }
     }
 }
@@ -290,6 +301,7 @@ impl Measurement {
             Metric::CtxSwitches => p.ctx_switches,
             Metric::RttP50 => p.rtt.as_ref()?.p50 as f64,
             Metric::RttP99 => p.rtt.as_ref()?.p99 as f64,
+            Metric::Insns => p.insns?,
         };
         v.is_finite().then_some(v)
     }
@@ -358,6 +370,46 @@ impl Run {
                 && m.size == size
                 && m.receivers == receivers
         })
+    }
+
+    /// Fill in each pass's `insns` from the instruction counts of the timed
+    /// windows, as bench/qemu-plugin/insn_window.c writes them (lines
+    /// `window <n> insns <count>`). Returns how many passes got a count.
+    pub fn attach_insns(&mut self, counts: &str) -> Result<usize, String> {
+        let mut by_window = std::collections::HashMap::new();
+        for (i, line) in counts.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["window", n, "insns", c] => {
+                    let parse = |s: &str| {
+                        s.parse::<u64>()
+                            .map_err(|e| format!("line {}: {line:?}: {e}", i + 1))
+                    };
+                    by_window.insert(parse(n)?, parse(c)?);
+                }
+                ["window", _, "unopened"] | ["total", ..] | [] => {}
+                _ => return Err(format!("line {}: unexpected {line:?}", i + 1)),
+            }
+        }
+        let mut n = 0;
+        for m in &mut self.results {
+            let per = m.messages.max(1) as f64;
+            for p in &mut m.passes {
+                p.insns = p
+                    .window
+                    .and_then(|w| by_window.get(&w))
+                    .map(|&c| c as f64 / per);
+                n += usize::from(p.insns.is_some());
+            }
+        }
+        Ok(n)
+    }
+
+    /// Some pass has an instruction count.
+    pub fn has_insns(&self) -> bool {
+        self.results
+            .iter()
+            .any(|m| m.passes.iter().any(|p| p.insns.is_some()))
     }
 
     pub fn to_json(&self) -> String {
@@ -440,6 +492,8 @@ pub(crate) mod tests {
             e2e_ns: cpu * 1.5,
             ctx_switches: 0.5,
             rtt: None,
+            window: None,
+            insns: None,
         }
     }
 
@@ -535,6 +589,34 @@ pub(crate) mod tests {
         assert!((m.value(p, Metric::MBPerSec).unwrap() - 4000.0 * 1e3 / 150.0).abs() < 1e-6);
         assert!(m.value(p, Metric::RttP50).is_none());
         assert!(Metric::MBPerSec.higher_is_better() && !Metric::TotalCpu.higher_is_better());
+    }
+
+    #[test]
+    fn instruction_counts_attach_by_window() {
+        let mut m = point_passes(Scenario::P2pStream, "pipe", 64, 1, &[10.0, 20.0, 30.0]);
+        m.messages = 1000;
+        for (i, p) in m.passes.iter_mut().enumerate() {
+            // Windows 3, 5 and 7: the ones in between were calibration.
+            p.window = Some(3 + 2 * i as u64);
+        }
+        let mut run = Run {
+            meta: sample_meta("tcg"),
+            results: vec![m],
+            skipped: vec![],
+            failed: vec![],
+        };
+        assert!(!run.has_insns());
+        let counts = "window 0 unopened\nwindow 3 insns 2500000\n\
+                      window 5 insns 3000000\nwindow 6 insns 1\n\
+                      total insns 9 windows 8 vcpu_overflow 0\n";
+        assert_eq!(run.attach_insns(counts), Ok(2));
+        let m = &run.results[0];
+        let got: Vec<_> = m.passes.iter().map(|p| p.insns).collect();
+        assert_eq!(got, vec![Some(2500.0), Some(3000.0), None]);
+        assert_eq!(m.median(Metric::Insns), Some(2750.0));
+        assert!(run.has_insns());
+        assert!(run.attach_insns("window x insns 1").is_err());
+        assert!(run.attach_insns("garbage").is_err());
     }
 
     #[test]

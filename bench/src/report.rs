@@ -67,6 +67,7 @@ pub fn fmt_metric(metric: Metric, v: f64) -> String {
         Metric::MBPerSec => format!("{v:.1}"),
         Metric::CtxSwitches => format!("{v:.2}"),
         Metric::RttP50 | Metric::RttP99 => fmt_us(v as u64),
+        Metric::Insns => format!("{v:.0}"),
         _ => fmt_ns(v),
     }
 }
@@ -257,7 +258,7 @@ pub fn tables(run: &Run) -> Vec<Table> {
 /// Every figure of every measurement (medians).
 pub fn detail(run: &Run) -> Table {
     let tag = if run.meta.is_tcg() { " [TCG]" } else { "" };
-    let metrics = [
+    let mut metrics = vec![
         Metric::TotalCpu,
         Metric::SelfCpu,
         Metric::OutsideCpu,
@@ -266,6 +267,9 @@ pub fn detail(run: &Run) -> Table {
         Metric::MBPerSec,
         Metric::CtxSwitches,
     ];
+    if run.has_insns() {
+        metrics.push(Metric::Insns);
+    }
     let mut t = Table::new(
         format!("Every measurement, medians ({}){tag}", run.meta.environment),
         header(
@@ -538,6 +542,15 @@ pub fn meta_table(m: &Meta) -> Table {
     t
 }
 
+/// The cost targets again, judged on guest instructions per message.
+fn insn_targets(vm: &Run) -> Table {
+    targets::table_titled(
+        &targets::evaluate_on(vm, Metric::Insns),
+        "Cost targets on guest instructions per message (TCG instruction counts, \
+         all vCPUs: unlike times, independent of the host's load)",
+    )
+}
+
 /// Everything printed to the terminal.
 pub fn text(vm: &Run, host: Option<&Run>) -> String {
     let mut s = String::new();
@@ -560,6 +573,10 @@ pub fn text(vm: &Run, host: Option<&Run>) -> String {
     }
     s.push('\n');
     s.push_str(&targets::table(&targets::evaluate(vm)).render_text());
+    if vm.has_insns() {
+        s.push('\n');
+        s.push_str(&insn_targets(vm).render_text());
+    }
     for r in std::iter::once(vm).chain(host) {
         for sk in &r.skipped {
             s.push_str(&format!(
@@ -644,6 +661,10 @@ pub fn markdown(vm: &Run, host: Option<&Run>, plots: &[String]) -> String {
     s.push_str(&meta_table(&vm.meta).render_markdown());
     s.push_str("\n## Targets\n\n");
     s.push_str(&targets::table(&targets::evaluate(vm)).render_markdown());
+    if vm.has_insns() {
+        s.push('\n');
+        s.push_str(&insn_targets(vm).render_markdown());
+    }
     s.push_str("\n## Results\n\n");
     for t in tables(vm) {
         s.push_str(&t.render_markdown());

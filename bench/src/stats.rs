@@ -77,7 +77,41 @@ pub struct Cost {
     pub resolution_ns: u64,
     pub ctx_switches: u64,
     pub wall_ns: u64,
+    /// Which timed window of this process this was (0, 1, ...): the key of
+    /// its instruction count when the VM counts them (`insn_marker`).
+    pub window: u64,
 }
+
+/// Timed windows finished so far by this process.
+static WINDOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Marks the start (`true`) or the end of a timed window for the QEMU
+/// plugin bench/qemu-plugin/insn_window.c, which counts the guest
+/// instructions all vCPUs execute in between. The marker is a 9-byte NOP
+/// (`nopw disp32(%rax,%rax,1)`, the displacement spelling "uip1" or
+/// "uip0") that costs nothing without the plugin and on real hardware.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+pub fn insn_marker(start: bool) {
+    // SAFETY: both are NOPs: no memory access, no register or flag change.
+    unsafe {
+        if start {
+            std::arch::asm!(
+                ".byte 0x66, 0x0f, 0x1f, 0x84, 0x00, 0x75, 0x69, 0x70, 0x31",
+                options(nomem, nostack, preserves_flags)
+            );
+        } else {
+            std::arch::asm!(
+                ".byte 0x66, 0x0f, 0x1f, 0x84, 0x00, 0x75, 0x69, 0x70, 0x30",
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+    }
+}
+
+/// No marker elsewhere: the plugin counts x86-64 guests only.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn insn_marker(_start: bool) {}
 
 /// A snapshot at the start of a timed window: process CPU and context
 /// switches, the system's idle ticks and the time.
@@ -97,18 +131,22 @@ impl Window {
     pub fn start() -> Window {
         let idle_ticks = idle_now();
         let (cpu_ns, csw) = process_usage();
-        Window {
+        let w = Window {
             cpu_ns,
             csw,
             idle_ticks,
             at: std::time::Instant::now(),
-        }
+        };
+        insn_marker(true);
+        w
     }
 
     /// The cost from `start` until now. The system was busy for
     /// (CPUs x wall time - idle time); what of that is not this process
     /// ran outside it on the process's behalf or not.
     pub fn finish(&self) -> Cost {
+        insn_marker(false);
+        let window = WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let wall_ns = self.at.elapsed().as_nanos() as u64;
         let (cpu_ns, csw) = process_usage();
         let idle = idle_now();
@@ -127,6 +165,7 @@ impl Window {
             resolution_ns: 2 * online_cpus() * tick_ns,
             ctx_switches: csw.saturating_sub(self.csw),
             wall_ns,
+            window,
         }
     }
 }

@@ -550,6 +550,8 @@ fn pass_of(out: &StreamOut, n: u64, rtt: Option<uring_ipc_bench::model::Latency>
         e2e_ns: per(out.e2e_ns),
         ctx_switches: out.cost.ctx_switches as f64 / n.max(1) as f64,
         rtt,
+        window: Some(out.cost.window),
+        insns: None,
     }
 }
 
