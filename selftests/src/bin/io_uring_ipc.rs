@@ -2609,6 +2609,37 @@ fn multishot_recv_broadcast_reaches_all() -> TestResult {
     Ok(())
 }
 
+/// Messages borrow their sender's pid reference from its subscriber while
+/// it is attached: one whose sender detached and exited still names it.
+fn sender_pid_outlives_the_sender() -> TestResult {
+    let mut ring = Ring::new(8)?;
+    let k = key(78);
+    let ch = ring.ipc_create(&ChannelConfig::new(Delivery::Unicast, 8, 64).key(k))?;
+    let rx = attach(&ring, ch, IOIPC_SUB_RECV)?;
+    let child = fork_child(|| {
+        let Ok(mut r) = Ring::new(8) else { return 3 };
+        let Ok(s) = r.ipc_attach(Attach::Key(k), IOIPC_SUB_SEND) else {
+            return 4;
+        };
+        for m in [&b"one"[..], b"two", b"three"] {
+            if r.ipc_send(s.id, m).is_err() {
+                return 5;
+            }
+        }
+        // Exiting closes the ring, which detaches the subscriber.
+        0
+    })?;
+    let cpid = child.pid;
+    check_eq!(child.wait()?, 0);
+    for want in [&b"one"[..], b"two", b"three"] {
+        let mut buf = [0u8; 64];
+        let (n, info) = ring.ipc_recv_info(rx.id, &mut buf)?;
+        check_eq!(&buf[..n], want);
+        check_eq!(info.sender_pid, cpid);
+    }
+    Ok(())
+}
+
 fn main() {
     Suite::new(
         "io_uring_ipc",
@@ -2626,6 +2657,7 @@ fn main() {
             oversized_send_is_emsgsize,
             sender_credentials_and_user_data,
             credentials_from_another_process,
+            sender_pid_outlives_the_sender,
             blocking_recv_woken_by_other_process,
             recv_nonblock_on_empty_is_eagain,
             recv_link_timeout_cancels_waiting_recv,
