@@ -18,14 +18,18 @@ pub enum Scenario {
     Broadcast,
     /// One sender, N receivers, every message goes to one receiver.
     Multicast,
+    /// One sender, N receivers, every message goes to whichever receiver
+    /// takes it first (untargeted unicast: a work queue).
+    UnicastAny,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::P2pStream,
         Scenario::P2pPingpong,
         Scenario::Broadcast,
         Scenario::Multicast,
+        Scenario::UnicastAny,
     ];
 
     pub fn id(self) -> &'static str {
@@ -34,6 +38,7 @@ impl Scenario {
             Scenario::P2pPingpong => "p2p-pingpong",
             Scenario::Broadcast => "broadcast",
             Scenario::Multicast => "multicast",
+            Scenario::UnicastAny => "unicast-any",
         }
     }
 }

@@ -204,6 +204,11 @@ pub fn tables(run: &Run) -> Vec<Table> {
             Scenario::Multicast,
             "each message goes to one receiver; baselines are one shared work queue",
         ),
+        (
+            Scenario::UnicastAny,
+            "each message goes to whichever receiver takes it first (untargeted unicast); \
+             baselines are one shared work queue",
+        ),
     ] {
         for z in sizes(run, s) {
             let rs = receivers(run, s, z);
@@ -215,10 +220,10 @@ pub fn tables(run: &Run) -> Vec<Table> {
                 let mut t = Table::new(
                     format!(
                         "{} {}, {label} by receivers ({env}){tag}",
-                        if s == Scenario::Broadcast {
-                            "Broadcast"
-                        } else {
-                            "Multicast"
+                        match s {
+                            Scenario::Broadcast => "Broadcast",
+                            Scenario::Multicast => "Multicast",
+                            _ => "Untargeted unicast",
                         },
                         fmt_size(z)
                     ),
@@ -398,7 +403,11 @@ pub fn charts(run: &Run) -> Vec<(String, Chart)> {
             ));
         }
     }
-    for s in [Scenario::Broadcast, Scenario::Multicast] {
+    for s in [
+        Scenario::Broadcast,
+        Scenario::Multicast,
+        Scenario::UnicastAny,
+    ] {
         for z in sizes(run, s) {
             let rs = receivers(run, s, z);
             for (metric, file, what) in [
@@ -639,8 +648,9 @@ shm-eventfd send one copy per receiver; shm-bcast is one ring written once,
 read by every receiver through its own cursor, with futex wakeups only for
 sleepers (broadcast without a kernel); msg-ring copies each message once
 into a shared ring and posts one MSG_RING CQE per receiver, receivers hand
-slots back with MSG_RING. Multicast baselines are one pipe or datagram
-socket read by all receivers. io_uring rings use IORING_SETUP_SINGLE_ISSUER |
+slots back with MSG_RING. Multicast and untargeted unicast (unicast-any:
+each message to whichever receiver takes it first) baselines are one pipe
+or datagram socket read by all receivers. io_uring rings use IORING_SETUP_SINGLE_ISSUER |
 IORING_SETUP_DEFER_TASKRUN. No variant polls. Before every measurement a
 check pass sends messages whose every byte the receivers verify; in the
 timed passes receivers check each message's length and sequence number,

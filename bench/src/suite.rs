@@ -58,7 +58,9 @@ pub fn mechanisms(s: Scenario) -> &'static [&'static str] {
             URING,
             URING_BATCHED,
         ],
-        Scenario::Multicast => &["pipe-queue", "dgram-queue", URING, URING_BATCHED],
+        Scenario::Multicast | Scenario::UnicastAny => {
+            &["pipe-queue", "dgram-queue", URING, URING_BATCHED]
+        }
     }
 }
 
@@ -136,6 +138,13 @@ impl Config {
                 match s {
                     Scenario::P2pStream | Scenario::P2pPingpong => {
                         v.extend(self.p2p_sizes.iter().map(|&z| (s, m, z, 1)))
+                    }
+                    // A work queue is about handing out and waking, not
+                    // copying: small messages only.
+                    Scenario::UnicastAny => {
+                        for &z in self.fan_sizes.iter().filter(|&&z| z <= 4096) {
+                            v.extend(self.receivers.iter().map(|&r| (s, m, z, r)));
+                        }
                     }
                     _ => {
                         for &z in &self.fan_sizes {
@@ -227,6 +236,8 @@ fn fabric(
         (Scenario::Broadcast, URING_BATCHED) => uring(Delivery::Broadcast, true),
         (Scenario::Multicast, URING) => uring(Delivery::Multicast, false),
         (Scenario::Multicast, URING_BATCHED) => uring(Delivery::Multicast, true),
+        (Scenario::UnicastAny, URING) => uring(Delivery::Unicast, false),
+        (Scenario::UnicastAny, URING_BATCHED) => uring(Delivery::Unicast, true),
         _ => bail!("no stream mechanism {mech} for {}", s.id()),
     })
 }
@@ -613,7 +624,7 @@ fn measure(
         m.verified_seq += rounds * 2;
         return Ok(m);
     }
-    let every = s != Scenario::Multicast;
+    let every = !matches!(s, Scenario::Multicast | Scenario::UnicastAny);
     let r = receivers as usize;
     let copies = if every { receivers } else { 1 };
     let mut m = match prev {
