@@ -243,7 +243,7 @@ fn report(mismatches: Vec<String>) -> TestResult {
 
 /// The CQE result of one SQE of `opcode` with `flags`.
 fn submit_raw(ring: &mut Ring, opcode: u8, flags: u8) -> Result<i32, Error> {
-    let mut sqe = Sqe(io_uring_sqe {
+    let mut sqe = Sqe::from_raw(io_uring_sqe {
         opcode,
         fd: 1000,
         ..Default::default()

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery, MsgInfo, RingView, Subscription};
-use liburing_ipc::opcode::{self, Sqe};
+use liburing_ipc::opcode::{self, IpcRecv, IpcRecvMultishot, IpcSend, Sqe};
 use liburing_ipc::uapi::io_uring::*;
 use liburing_ipc::{BufRing, Cqe, Error, Ring};
 use selftests::util::{become_user, errno_name, euid, fork_child, pattern};
@@ -452,7 +452,9 @@ fn sender_credentials_and_user_data() -> TestResult {
     let msg = b"who";
     push(
         &mut ring,
-        ipc::send(tx.id, msg.as_ptr(), 3).user_data(0x5eed),
+        IpcSend::new(tx.id, msg.as_ptr(), 3)
+            .build()
+            .user_data(0x5eed),
     )?;
     check_eq!(ring.wait_for(0x5eed)?.res, 3);
     let (_, info) = ring.ipc_recv_info(rx.id, &mut [0u8; 64])?;
@@ -551,7 +553,8 @@ fn recv_link_timeout_cancels_waiting_recv() -> TestResult {
     };
     push(
         &mut ring,
-        ipc::recv(rx.id, buf.as_mut_ptr(), 64)
+        IpcRecv::new(rx.id, buf.as_mut_ptr(), 64)
+            .build()
             .user_data(1)
             .flags(IOSQE_IO_LINK),
     )?;
@@ -574,7 +577,9 @@ fn async_cancel_of_waiting_recv() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut ring,
-        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(10),
+        IpcRecv::new(rx.id, buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(10),
     )?;
     ring.submit()?;
     std::thread::sleep(Duration::from_millis(50));
@@ -657,12 +662,13 @@ fn subscriber_rights_are_enforced() -> TestResult {
         "unknown subscriber id",
     )?;
     let mut buf = [0u8; 8];
-    push(
-        &mut ring,
-        ipc::recv(rx.id, buf.as_mut_ptr(), 8)
-            .ipc_flags(1 << 9)
-            .user_data(9),
-    )?;
+    // An unknown IPC flag, which no builder sets.
+    let recv = IpcRecv::new(rx.id, buf.as_mut_ptr(), 8).build();
+    let unknown_flag = Sqe::from_raw(io_uring_sqe {
+        rw_flags: 1 << 9,
+        ..*recv.as_raw()
+    });
+    push(&mut ring, unknown_flag.user_data(9))?;
     check_eq!(ring.wait_for(9)?.res, -libc::EINVAL);
     Ok(())
 }
@@ -792,8 +798,14 @@ fn destroy_wakes_waiters_with_epipe() -> TestResult {
     let b = attach(&ring, ch, IOIPC_SUB_RECV)?;
     let tx = attach(&ring, ch, IOIPC_SUB_SEND)?;
     let (mut ba, mut bb) = ([0u8; 64], [0u8; 64]);
-    push(&mut ring, ipc::recv(a.id, ba.as_mut_ptr(), 64).user_data(1))?;
-    push(&mut ring, ipc::recv(b.id, bb.as_mut_ptr(), 64).user_data(2))?;
+    push(
+        &mut ring,
+        IpcRecv::new(a.id, ba.as_mut_ptr(), 64).build().user_data(1),
+    )?;
+    push(
+        &mut ring,
+        IpcRecv::new(b.id, bb.as_mut_ptr(), 64).build().user_data(2),
+    )?;
     ring.submit()?;
     std::thread::sleep(Duration::from_millis(50));
     ring.ipc_destroy(ch)?;
@@ -967,7 +979,9 @@ fn close_channel_fd_with_recv_in_flight() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut ring,
-        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(1),
+        IpcRecv::new(rx.id, buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(1),
     )?;
     ring.submit()?;
     let rx_id = rx.id;
@@ -1186,7 +1200,10 @@ impl Drop for Untouched {
 
 /// Receive one message into `buf` with a raw SQE and return the CQE result.
 fn recv_raw(ring: &mut Ring, sub: u32, buf: *mut u8, len: u32) -> Result<i32, Error> {
-    push(ring, ipc::recv(sub, buf, len).nonblock().user_data(77))?;
+    push(
+        ring,
+        IpcRecv::new(sub, buf, len).nonblock().build().user_data(77),
+    )?;
     ring.submit()?;
     Ok(ring.wait_for(77)?.res)
 }
@@ -1220,7 +1237,10 @@ fn send_from_unfaulted_buffer() -> TestResult {
     let s = attach(&ring, ch, IOIPC_SUB_BOTH)?;
     // Never written: the kernel reads zero pages it has to fault in.
     let buf = Untouched::new(2 * 4096)?;
-    push(&mut ring, ipc::send(s.id, buf.ptr, 6000).user_data(5))?;
+    push(
+        &mut ring,
+        IpcSend::new(s.id, buf.ptr, 6000).build().user_data(5),
+    )?;
     ring.submit()?;
     check_eq!(ring.wait_for(5)?.res, 6000);
     let got = recv_msg(&mut ring, s.id, 8192)?;
@@ -1236,7 +1256,10 @@ fn bad_buffers_change_nothing() -> TestResult {
     let view = RingView::map(&s)?;
     let head = view.header().head;
     // An unmapped user address: nothing is queued.
-    push(&mut ring, ipc::send(s.id, 8 as *const u8, 16).user_data(6))?;
+    push(
+        &mut ring,
+        IpcSend::new(s.id, 8 as *const u8, 16).build().user_data(6),
+    )?;
     ring.submit()?;
     check_eq!(ring.wait_for(6)?.res, -libc::EFAULT);
     check_eq!(view.header().head, head);
@@ -1550,7 +1573,9 @@ fn park_recvs(ring: &mut Ring, sub: u32, bufs: &mut [[u8; 64]], first_ud: u64) -
     for (i, b) in bufs.iter_mut().enumerate() {
         push(
             ring,
-            ipc::recv(sub, b.as_mut_ptr(), 64).user_data(first_ud + i as u64),
+            IpcRecv::new(sub, b.as_mut_ptr(), 64)
+                .build()
+                .user_data(first_ud + i as u64),
         )?;
         ring.submit()?;
     }
@@ -1745,9 +1770,10 @@ fn bad_msg_info_keeps_the_message() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut ring,
-        ipc::recv(s.id, buf.as_mut_ptr(), 64)
+        IpcRecv::new(s.id, buf.as_mut_ptr(), 64)
             .info(4096 as *mut MsgInfo)
             .nonblock()
+            .build()
             .user_data(9),
     )?;
     ring.submit()?;
@@ -1859,7 +1885,9 @@ fn parked_recv_survives_wakeups_without_messages() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut ring,
-        ipc::recv(s.id, buf.as_mut_ptr(), 64).user_data(1),
+        IpcRecv::new(s.id, buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(1),
     )?;
     ring.submit()?;
     churn_senders(&ring, ch, 130)?;
@@ -1896,7 +1924,8 @@ fn link_timeout_after_wakeups_without_messages() -> TestResult {
     };
     push(
         &mut ring,
-        ipc::recv(s.id, buf.as_mut_ptr(), 64)
+        IpcRecv::new(s.id, buf.as_mut_ptr(), 64)
+            .build()
             .user_data(1)
             .flags(IOSQE_IO_LINK),
     )?;
@@ -1934,7 +1963,9 @@ fn unicast_many_receivers_each_message_once() -> TestResult {
     for (i, s) in subs.iter().enumerate() {
         push(
             &mut rx_ring,
-            ipc::recv(s.id, bufs[i].as_mut_ptr(), 64).user_data(i as u64),
+            IpcRecv::new(s.id, bufs[i].as_mut_ptr(), 64)
+                .build()
+                .user_data(i as u64),
         )?;
     }
     rx_ring.submit()?;
@@ -1957,7 +1988,9 @@ fn unicast_many_receivers_each_message_once() -> TestResult {
         per_receiver[i] += 1;
         push(
             &mut rx_ring,
-            ipc::recv(subs[i].id, bufs[i].as_mut_ptr(), 64).user_data(i as u64),
+            IpcRecv::new(subs[i].id, bufs[i].as_mut_ptr(), 64)
+                .build()
+                .user_data(i as u64),
         )?;
         rx_ring.submit()?;
     }
@@ -2001,7 +2034,9 @@ fn epoll_exclusive_waiter_does_not_strand_recv() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut rx_ring,
-        ipc::recv(rx.id, buf.as_mut_ptr(), 64).user_data(1),
+        IpcRecv::new(rx.id, buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(1),
     )?;
     rx_ring.submit()?;
     // A thread that waits in epoll_wait once and then never receives.
@@ -2051,8 +2086,9 @@ fn send_waits_complete_in_submission_order() -> TestResult {
     for (i, p) in payloads.iter().enumerate() {
         push(
             &mut tx_ring,
-            ipc::send(tx.id, p.as_ptr(), p.len() as u32)
+            IpcSend::new(tx.id, p.as_ptr(), p.len() as u32)
                 .wait()
+                .build()
                 .user_data(100 + i as u64),
         )?;
     }
@@ -2095,9 +2131,14 @@ fn ipc_ops_rejected_on_iopoll_ring() -> TestResult {
     let mut buf = [0u8; 64];
     push(
         &mut iopoll,
-        ipc::recv(s.id, buf.as_mut_ptr(), 64).user_data(1),
+        IpcRecv::new(s.id, buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(1),
     )?;
-    push(&mut iopoll, ipc::send(s.id, buf.as_ptr(), 8).user_data(2))?;
+    push(
+        &mut iopoll,
+        IpcSend::new(s.id, buf.as_ptr(), 8).build().user_data(2),
+    )?;
     let r = iopoll.wait_for(1)?;
     let w = iopoll.wait_for(2)?;
     check_eq!((r.res, w.res), (-libc::EINVAL, -libc::EINVAL));
@@ -2125,8 +2166,9 @@ fn send_wait_with_vanished_buffer_leaks_no_slot() -> TestResult {
         let page = Untouched::new(4096)?;
         push(
             &mut ring,
-            ipc::send(tx.id, page.ptr, 16)
+            IpcSend::new(tx.id, page.ptr, 16)
                 .wait()
+                .build()
                 .user_data(0x100 + round),
         )?;
         ring.submit()?;
@@ -2155,7 +2197,9 @@ const MSHOT_HDR: usize = std::mem::size_of::<MsgInfo>();
 fn start_multishot(ring: &mut Ring, sub: u32, bufs: &BufRing, user_data: u64) -> TestResult {
     push(
         ring,
-        ipc::recv_multishot(sub, bufs.bgid()).user_data(user_data),
+        IpcRecvMultishot::new(sub, bufs.bgid())
+            .build()
+            .user_data(user_data),
     )?;
     ring.submit()?;
     if let Some(c) = next_cqe_within(ring, 20)? {
@@ -2360,31 +2404,52 @@ fn multishot_recv_rejects_bad_sqes() -> TestResult {
     mshot_end(&mut ring, 0x61, -libc::ECANCELED)?;
     let mut buf = [0u8; 64];
     let mut info = MsgInfo::default();
-    let base = || ipc::recv_multishot(rx.id, bufs.bgid());
+    // Entries no builder makes: a multishot receive with what it does not
+    // take, a single-shot one with a buffer group.
+    let multishot = IpcRecvMultishot::new(rx.id, bufs.bgid()).build();
+    let base = *multishot.as_raw();
+    let single = *IpcRecv::new(rx.id, std::ptr::null_mut(), 0)
+        .build()
+        .as_raw();
     let cases: [(&str, Sqe); 6] = [
-        ("without IOSQE_BUFFER_SELECT", {
-            let mut s = base();
-            s.0.flags = 0;
-            s
-        }),
-        ("with a buffer", {
-            let mut s = base();
-            s.0.addr = buf.as_mut_ptr() as u64;
-            s.0.len = 64;
-            s
-        }),
-        ("with msg_info", base().info(&mut info)),
-        ("with IOIPC_RECV_NONBLOCK", base().nonblock()),
+        (
+            "without IOSQE_BUFFER_SELECT",
+            Sqe::from_raw(io_uring_sqe { flags: 0, ..base }),
+        ),
+        (
+            "with a buffer",
+            Sqe::from_raw(io_uring_sqe {
+                addr: buf.as_mut_ptr() as u64,
+                len: 64,
+                ..base
+            }),
+        ),
+        (
+            "with msg_info",
+            Sqe::from_raw(io_uring_sqe {
+                addr3: &mut info as *mut MsgInfo as u64,
+                ..base
+            }),
+        ),
+        (
+            "with IOIPC_RECV_NONBLOCK",
+            Sqe::from_raw(io_uring_sqe {
+                rw_flags: base.rw_flags | IOIPC_RECV_NONBLOCK,
+                ..base
+            }),
+        ),
         (
             "with IOSQE_CQE_SKIP_SUCCESS",
-            base().flags(IOSQE_BUFFER_SELECT | IOSQE_CQE_SKIP_SUCCESS),
+            multishot.flags(IOSQE_CQE_SKIP_SUCCESS),
         ),
-        ("single-shot with IOSQE_BUFFER_SELECT", {
-            let mut s = ipc::recv(rx.id, std::ptr::null_mut(), 0);
-            s.0.flags = IOSQE_BUFFER_SELECT;
-            s.0.buf_index = bufs.bgid();
-            s
-        }),
+        (
+            "single-shot with IOSQE_BUFFER_SELECT",
+            Sqe::from_raw(io_uring_sqe {
+                flags: IOSQE_BUFFER_SELECT,
+                buf_index: bufs.bgid(),
+                ..single
+            }),
+        ),
     ];
     for (i, (what, sqe)) in cases.into_iter().enumerate() {
         push(&mut ring, sqe.user_data(0x70 + i as u64))?;
@@ -2495,7 +2560,9 @@ fn multishot_ends_every_way_under_traffic() -> TestResult {
         let mut bufs = BufRing::new(&ring, 1, 32, (MSHOT_HDR + 64) as u32)?;
         push(
             &mut ring,
-            ipc::recv_multishot(rx.id, bufs.bgid()).user_data(round),
+            IpcRecvMultishot::new(rx.id, bufs.bgid())
+                .build()
+                .user_data(round),
         )?;
         ring.submit()?;
         // take a few messages, giving the buffers back
