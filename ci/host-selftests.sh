@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release -p selftests --bins
 status=0
-for src in selftests/src/bin/*.rs; do
-    name=$(basename "$src" .rs)
+# A binary is src/bin/NAME.rs or src/bin/NAME/main.rs.
+for src in selftests/src/bin/*.rs selftests/src/bin/*/main.rs; do
+    name=$(basename "${src%/main.rs}" .rs)
     out=$(./target/release/"$name" 2>&1) && rc=0 || rc=$?
     printf '%s\n' "$out" | sed "s/^/    /"
     case $rc in

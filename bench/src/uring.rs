@@ -11,9 +11,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
-use liburing_ipc::ipc::{self, Attach, ChannelConfig, Delivery};
+use liburing_ipc::ipc::{Attach, ChannelConfig, Delivery};
+use liburing_ipc::opcode::{self, IpcRecv, IpcSend};
 use liburing_ipc::uapi::io_uring::{IOIPC_SUB_RECV, IOIPC_SUB_SEND};
-use liburing_ipc::{opcode, Error, Ring};
+use liburing_ipc::{Error, Ring};
 
 use crate::transport::{write_all, Fabric, FdKind, Peer, PingFabric, Rx, Slots, Tx};
 use liburing_ipc::uapi::io_uring::{IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK};
@@ -116,8 +117,9 @@ impl Tx for UringTx<'_> {
     }
     fn send(&mut self, n: usize) -> Result<()> {
         for (i, b) in self.bufs[..n].iter().enumerate() {
-            let sqe = ipc::send(self.sub, b.as_ptr(), b.len() as u32)
+            let sqe = IpcSend::new(self.sub, b.as_ptr(), b.len() as u32)
                 .wait()
+                .build()
                 .user_data(i as u64);
             // SAFETY: the buffers live in self and are not touched until
             // reap() below has collected every completion.
@@ -132,9 +134,10 @@ impl Tx for UringTx<'_> {
         payload::stamp(&mut self.bufs[0], payload::STOP);
         let b = &self.bufs[0];
         for t in &targets {
-            let sqe = ipc::send(self.sub, b.as_ptr(), b.len() as u32)
+            let sqe = IpcSend::new(self.sub, b.as_ptr(), b.len() as u32)
                 .target(*t)
-                .wait();
+                .wait()
+                .build();
             // SAFETY: bufs[0] is not touched until the completion is reaped.
             unsafe { self.ring.push(&sqe)? };
             reap(&mut self.ring, 1, self.fabric.size, "IPC_SEND (stop)")?;
@@ -157,7 +160,9 @@ impl Rx for UringRx {
         while self.in_flight < want {
             let i = self.busy.iter().position(|b| !b).expect("a free buffer");
             let b = &mut self.bufs[i];
-            let sqe = ipc::recv(self.sub, b.as_mut_ptr(), b.len() as u32).user_data(i as u64);
+            let sqe = IpcRecv::new(self.sub, b.as_mut_ptr(), b.len() as u32)
+                .build()
+                .user_data(i as u64);
             // SAFETY: buffer i is marked busy and not read or moved until
             // its completion arrives.
             unsafe { self.ring.push(&sqe)? };
@@ -245,10 +250,13 @@ struct UringPeer {
 impl Peer for UringPeer {
     /// SEND and RECV go in with one io_uring_enter, which also waits.
     fn send_recv(&mut self, msg: &[u8], buf: &mut [u8]) -> Result<usize> {
-        let s = ipc::send(self.out, msg.as_ptr(), msg.len() as u32)
+        let s = IpcSend::new(self.out, msg.as_ptr(), msg.len() as u32)
             .wait()
+            .build()
             .user_data(1);
-        let r = ipc::recv(self.inn, buf.as_mut_ptr(), buf.len() as u32).user_data(2);
+        let r = IpcRecv::new(self.inn, buf.as_mut_ptr(), buf.len() as u32)
+            .build()
+            .user_data(2);
         // SAFETY: msg and buf are borrowed until both completions are reaped
         // below, before returning.
         unsafe {
@@ -281,7 +289,9 @@ impl Peer for UringPeer {
         Ok(len.expect("the RECV completed"))
     }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        let s = ipc::send(self.out, msg.as_ptr(), msg.len() as u32).wait();
+        let s = IpcSend::new(self.out, msg.as_ptr(), msg.len() as u32)
+            .wait()
+            .build();
         // SAFETY: msg is borrowed until reap() returns.
         unsafe { self.ring.push(&s)? };
         reap(&mut self.ring, 1, msg.len(), "IPC_SEND")

@@ -1,6 +1,7 @@
-//! io_uring IPC channels: registration commands, SQE builders for
-//! IORING_OP_IPC_SEND / IORING_OP_IPC_RECV, synchronous helpers, and a
-//! read-only view of the mapped ring region.
+//! io_uring IPC channels: registration commands, synchronous helpers, and a
+//! read-only view of the mapped ring region. The SQE builders for
+//! IORING_OP_IPC_SEND / IORING_OP_IPC_RECV are in [`crate::opcode`]
+//! ([`IpcSend`], [`IpcRecv`], [`crate::opcode::IpcRecvMultishot`]).
 //!
 //! ```no_run
 //! # use liburing_ipc::{Ring, ipc::{ChannelConfig, Delivery, Attach}};
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use uapi_headers::io_uring::*;
 
 use crate::error::{Error, Result};
-use crate::opcode::Sqe;
+use crate::opcode::{IpcRecv, IpcSend, Sqe};
 use crate::ring::Ring;
 
 /// How a channel delivers messages.
@@ -102,48 +103,6 @@ pub struct Subscription {
 /// Sender information returned by a receive.
 pub type MsgInfo = io_uring_ipc_msg_info;
 
-/// IORING_OP_IPC_SEND from subscriber `sub` of `len` bytes at `buf`.
-pub fn send(sub: u32, buf: *const u8, len: u32) -> Sqe {
-    let mut s = Sqe(io_uring_sqe {
-        opcode: IORING_OP_IPC_SEND,
-        ..Default::default()
-    });
-    s.0.fd = sub as i32;
-    s.0.addr = buf as u64;
-    s.0.len = len;
-    s
-}
-
-/// IORING_OP_IPC_RECV into `len` bytes at `buf` for subscriber `sub`.
-pub fn recv(sub: u32, buf: *mut u8, len: u32) -> Sqe {
-    let mut s = Sqe(io_uring_sqe {
-        opcode: IORING_OP_IPC_RECV,
-        ..Default::default()
-    });
-    s.0.fd = sub as i32;
-    s.0.addr = buf as u64;
-    s.0.len = len;
-    s
-}
-
-/// Multishot IORING_OP_IPC_RECV for subscriber `sub`: one CQE with
-/// IORING_CQE_F_MORE per message, each into a buffer of group `bgid` (a
-/// [`crate::BufRing`]) that starts with the message's [`MsgInfo`]; the CQE
-/// result counts header and payload. The stream ends with a CQE without
-/// IORING_CQE_F_MORE: -ENOBUFS when the group ran out of buffers,
-/// -ECANCELED on cancel, -EPIPE on detach or destroy.
-pub fn recv_multishot(sub: u32, bgid: u16) -> Sqe {
-    let mut s = Sqe(io_uring_sqe {
-        opcode: IORING_OP_IPC_RECV,
-        flags: IOSQE_BUFFER_SELECT,
-        ..Default::default()
-    });
-    s.0.fd = sub as i32;
-    s.0.buf_index = bgid;
-    s.0.rw_flags = IOIPC_RECV_MULTISHOT;
-    s
-}
-
 /// The header and payload of a message a multishot receive put in `buf`
 /// (the bytes the CQE reported), None if it is shorter than a header.
 pub fn parse_multishot(buf: &[u8]) -> Option<(MsgInfo, &[u8])> {
@@ -155,34 +114,6 @@ pub fn parse_multishot(buf: &[u8]) -> Option<(MsgInfo, &[u8])> {
     // plain old data, read unaligned.
     let info = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<MsgInfo>()) };
     Some((info, &buf[hdr..]))
-}
-
-impl Sqe {
-    /// IPC_SEND: deliver to subscriber `target` only.
-    pub fn target(mut self, target: u32) -> Sqe {
-        self.0.file_index = target;
-        self
-    }
-    /// IPC_SEND: wait for space instead of failing with ENOBUFS.
-    pub fn wait(mut self) -> Sqe {
-        self.0.rw_flags |= IOIPC_SEND_WAIT;
-        self
-    }
-    /// IPC_RECV: fail with EAGAIN instead of waiting.
-    pub fn nonblock(mut self) -> Sqe {
-        self.0.rw_flags |= IOIPC_RECV_NONBLOCK;
-        self
-    }
-    /// IPC_RECV: fill `info` with the message's sender information.
-    pub fn info(mut self, info: *mut MsgInfo) -> Sqe {
-        self.0.addr3 = info as u64;
-        self
-    }
-    /// Raw per-op flags word (for testing flag validation).
-    pub fn ipc_flags(mut self, f: u32) -> Sqe {
-        self.0.rw_flags = f;
-        self
-    }
 }
 
 fn cqe_result(op: &'static str, res: i32) -> Result<usize> {
@@ -309,13 +240,18 @@ impl Ring {
 
     /// Send `data` from subscriber `sub`; fails with ENOBUFS on a full ring.
     pub fn ipc_send(&mut self, sub: u32, data: &[u8]) -> Result<usize> {
-        self.sync_op(send(sub, data.as_ptr(), len32(data.len())?), "IPC_SEND")
+        self.sync_op(
+            IpcSend::new(sub, data.as_ptr(), len32(data.len())?).build(),
+            "IPC_SEND",
+        )
     }
 
     /// Send `data` to subscriber `target` only.
     pub fn ipc_send_to(&mut self, sub: u32, target: u32, data: &[u8]) -> Result<usize> {
         self.sync_op(
-            send(sub, data.as_ptr(), len32(data.len())?).target(target),
+            IpcSend::new(sub, data.as_ptr(), len32(data.len())?)
+                .target(target)
+                .build(),
             "IPC_SEND",
         )
     }
@@ -323,20 +259,27 @@ impl Ring {
     /// Send, waiting for space if the ring is full.
     pub fn ipc_send_wait(&mut self, sub: u32, data: &[u8]) -> Result<usize> {
         self.sync_op(
-            send(sub, data.as_ptr(), len32(data.len())?).wait(),
+            IpcSend::new(sub, data.as_ptr(), len32(data.len())?)
+                .wait()
+                .build(),
             "IPC_SEND",
         )
     }
 
     /// Receive one message, waiting for it; returns the bytes copied.
     pub fn ipc_recv(&mut self, sub: u32, buf: &mut [u8]) -> Result<usize> {
-        self.sync_op(recv(sub, buf.as_mut_ptr(), len32(buf.len())?), "IPC_RECV")
+        self.sync_op(
+            IpcRecv::new(sub, buf.as_mut_ptr(), len32(buf.len())?).build(),
+            "IPC_RECV",
+        )
     }
 
     /// Receive one message if there is one.
     pub fn ipc_try_recv(&mut self, sub: u32, buf: &mut [u8]) -> Result<Option<usize>> {
         match self.sync_op(
-            recv(sub, buf.as_mut_ptr(), len32(buf.len())?).nonblock(),
+            IpcRecv::new(sub, buf.as_mut_ptr(), len32(buf.len())?)
+                .nonblock()
+                .build(),
             "IPC_RECV",
         ) {
             Ok(n) => Ok(Some(n)),
@@ -349,7 +292,9 @@ impl Ring {
     pub fn ipc_recv_info(&mut self, sub: u32, buf: &mut [u8]) -> Result<(usize, MsgInfo)> {
         let mut info = MsgInfo::default();
         let n = self.sync_op(
-            recv(sub, buf.as_mut_ptr(), len32(buf.len())?).info(&mut info),
+            IpcRecv::new(sub, buf.as_mut_ptr(), len32(buf.len())?)
+                .info(&mut info)
+                .build(),
             "IPC_RECV",
         )?;
         Ok((n, info))

@@ -379,7 +379,7 @@ impl Ring {
     /// completion has been reaped. A submission that fails leaves the SQE
     /// queued: it goes to the kernel with the next one.
     pub unsafe fn push(&mut self, sqe: &Sqe) -> Result<()> {
-        if RESERVED_USER_DATA.contains(&sqe.0.user_data) {
+        if RESERVED_USER_DATA.contains(&sqe.as_raw().user_data) {
             return Err(Error::InvalidArgument(
                 "user_data in RESERVED_USER_DATA (the synchronous calls' own)",
             ));
@@ -411,7 +411,7 @@ impl Ring {
             .at::<io_uring_sqe>(idx * std::mem::size_of::<io_uring_sqe>() as u32);
         // SAFETY: idx < sq_entries; the kernel does not read this slot until
         // the tail published in flush() covers it.
-        unsafe { slot.write(sqe.0) };
+        unsafe { slot.write(*sqe.as_raw()) };
         let pos = self.sqe_tail;
         self.sqe_tail = self.sqe_tail.wrapping_add(1);
         Ok(pos)

@@ -20,10 +20,13 @@ fn write_all(fd: i32, data: &[u8]) {
 
 /// A READ that picks its buffer from group `bgid`.
 fn read_selected(fd: i32, bgid: u16, len: u32, user_data: u64) -> liburing_ipc::Sqe {
-    let mut s = opcode::read(fd, std::ptr::null_mut(), len, -1).user_data(user_data);
-    s.0.flags |= IOSQE_BUFFER_SELECT;
-    s.0.buf_index = bgid;
-    s
+    let s = opcode::read(fd, std::ptr::null_mut(), len, -1)
+        .user_data(user_data)
+        .flags(IOSQE_BUFFER_SELECT);
+    liburing_ipc::Sqe::from_raw(io_uring_sqe {
+        buf_index: bgid,
+        ..*s.as_raw()
+    })
 }
 
 fn ring_with_bufs(entries: u16, len: u32) -> Option<(Ring, BufRing)> {

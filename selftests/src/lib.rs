@@ -13,6 +13,8 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+pub mod ipc;
+pub mod uring;
 pub mod util;
 
 /// Why a case did not pass.
@@ -75,6 +77,7 @@ macro_rules! skip {
 }
 
 /// Pass if `r` failed with errno `want`; fail naming what happened instead.
+/// Say what was tried with [`Context::context`].
 pub fn expect_errno<T: std::fmt::Debug>(
     r: Result<T, liburing_ipc::Error>,
     want: i32,
@@ -88,17 +91,38 @@ pub fn expect_errno<T: std::fmt::Debug>(
     }
 }
 
+/// Name what a check was about in its failure message.
+pub trait Context {
+    /// A failure's message is prefixed with `what: `; a pass or a skip is
+    /// left as it is.
+    fn context(self, what: &str) -> Self;
+}
+
+impl<T> Context for Result<T, Outcome> {
+    fn context(self, what: &str) -> Self {
+        self.map_err(|o| match o {
+            Outcome::Fail(why) => Outcome::Fail(format!("{what}: {why}")),
+            skip => skip,
+        })
+    }
+}
+
 /// One test case.
 pub struct Case {
     pub name: &'static str,
     pub run: fn() -> TestResult,
 }
 
-/// `cases![a, b, c]` builds the case list from test function names.
+/// `cases![a, b, c]` builds the case list from test function names;
+/// `cases![topic: [a, b], other: [c]]` from functions of the modules
+/// `topic` and `other`, in that order. A case is named after its function.
 #[macro_export]
 macro_rules! cases {
     ($($f:ident),* $(,)?) => {
         &[$($crate::Case { name: stringify!($f), run: $f }),*]
+    };
+    ($($m:ident: [$($f:ident),* $(,)?]),* $(,)?) => {
+        &[$($($crate::Case { name: stringify!($f), run: $m::$f }),*),*]
     };
 }
 
@@ -116,7 +140,12 @@ fn out(line: &str) {
 }
 
 impl Suite {
+    /// A suite of `cases`, whose names must differ (cases of several
+    /// modules could share one).
     pub fn new(name: &'static str, cases: &'static [Case]) -> Suite {
+        if let Some(dup) = duplicate_name(cases) {
+            panic!("{name}: two cases are named {dup}");
+        }
         let secs = std::env::var("SELFTEST_CASE_TIMEOUT")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -206,6 +235,12 @@ impl Suite {
         };
         std::process::exit(code);
     }
+}
+
+/// A name two of `cases` share, if any.
+fn duplicate_name(cases: &[Case]) -> Option<&'static str> {
+    let mut seen = std::collections::BTreeSet::new();
+    cases.iter().map(|c| c.name).find(|n| !seen.insert(*n))
 }
 
 fn one_line(s: &str) -> String {
@@ -308,5 +343,48 @@ fn run_forked(c: &Case, timeout: Duration) -> TestResult {
         _ => Err(Outcome::Fail(format!(
             "case exited without a verdict (status {status:#x})"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass() -> TestResult {
+        Ok(())
+    }
+
+    mod first {
+        pub fn a_case() -> super::TestResult {
+            Ok(())
+        }
+    }
+
+    mod second {
+        pub fn another() -> super::TestResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn cases_of_modules_keep_their_order_and_shared_names_are_found() {
+        const BOTH: &[Case] = cases![second: [another], first: [a_case]];
+        let names: Vec<&str> = BOTH.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["another", "a_case"]);
+        assert_eq!(duplicate_name(BOTH), None);
+        const TWICE: &[Case] = cases![pass, pass];
+        assert_eq!(duplicate_name(TWICE), Some("pass"));
+    }
+
+    #[test]
+    fn context_names_failures_only() {
+        let fail: TestResult = Err(Outcome::Fail("expected EINVAL".into()));
+        match fail.context("zero entries") {
+            Err(Outcome::Fail(why)) => assert_eq!(why, "zero entries: expected EINVAL"),
+            other => panic!("{other:?}"),
+        }
+        let skip: TestResult = Err(Outcome::Skip("no tracefs".into()));
+        assert!(matches!(skip.context("x"), Err(Outcome::Skip(w)) if w == "no tracefs"));
+        assert!(Ok::<(), Outcome>(()).context("x").is_ok());
     }
 }

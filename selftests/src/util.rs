@@ -127,6 +127,40 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The uid and gid of `nobody`, for cases that drop privileges.
+pub const NOBODY: u32 = 65534;
+
+/// tracefs, mounted if needed; None if the kernel has no event tracing.
+pub fn tracefs() -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/kernel/tracing");
+    if !root.join("events").exists() {
+        let src = std::ffi::CString::new("tracefs").unwrap();
+        let dst = std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: valid NUL-terminated strings; failure is checked below.
+        unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+    }
+    root.join("events").exists().then(|| root.to_path_buf())
+}
+
+/// `key value,` pairs of one tracepoint line, after the event name.
+pub fn trace_fields(line: &str) -> std::collections::BTreeMap<String, String> {
+    line.split(", ")
+        .filter_map(|kv| {
+            let kv = kv.rsplit(": ").next().unwrap_or(kv);
+            let (k, v) = kv.trim().split_once(' ')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,17 +16,55 @@ use crate::vm::{self, VmSpec};
 
 /// Names of the selftest binaries, in the order they run.
 pub fn selftest_names() -> Result<Vec<String>> {
-    let dir = crate::project_root().join("selftests/src/bin");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let p = e.path();
-            if p.extension()? != "rs" {
-                return None;
-            }
-            Some(p.file_stem()?.to_string_lossy().into_owned())
-        })
+    // The bin targets of the selftests package, as cargo sees them (a
+    // binary may be src/bin/NAME.rs or src/bin/NAME/main.rs).
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        packages: Vec<Package>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Package {
+        name: String,
+        targets: Vec<Target>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Target {
+        name: String,
+        kind: Vec<String>,
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = crate::project_root().join("Cargo.toml");
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata --manifest-path {}: {}",
+            manifest.display(),
+            out.status
+        );
+    }
+    let meta: Metadata =
+        serde_json::from_slice(&out.stdout).context("parsing the output of cargo metadata")?;
+    let selftests = meta
+        .packages
+        .into_iter()
+        .find(|p| p.name == "selftests")
+        .context("cargo metadata lists no selftests package")?;
+    let mut names: Vec<String> = selftests
+        .targets
+        .into_iter()
+        .filter(|t| t.kind.iter().any(|k| k == "bin"))
+        .map(|t| t.name)
         .collect();
     names.sort();
     // The smoke test goes first: if it fails, nothing else is trustworthy.

@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use liburing_ipc::opcode::{self, Sqe};
 use liburing_ipc::uapi::io_uring::*;
 use liburing_ipc::{Error, Ring};
+use selftests::uring::push;
 use selftests::util::{errno_name, pattern, pipe};
 use selftests::{cases, check, check_eq, skip, Suite, TestResult};
 
@@ -19,12 +20,6 @@ fn probe() -> Result<(), String> {
         }
         Err(e) => Err(format!("io_uring_setup failed: {e}")),
     }
-}
-
-fn push(ring: &mut Ring, sqe: Sqe) -> Result<(), Error> {
-    // SAFETY: every buffer referenced by the SQEs in these tests outlives
-    // the wait for their completions, which each test performs.
-    unsafe { ring.push(&sqe) }
 }
 
 fn nop_completes_with_user_data() -> TestResult {
@@ -243,7 +238,7 @@ fn report(mismatches: Vec<String>) -> TestResult {
 
 /// The CQE result of one SQE of `opcode` with `flags`.
 fn submit_raw(ring: &mut Ring, opcode: u8, flags: u8) -> Result<i32, Error> {
-    let mut sqe = Sqe(io_uring_sqe {
+    let mut sqe = Sqe::from_raw(io_uring_sqe {
         opcode,
         fd: 1000,
         ..Default::default()
