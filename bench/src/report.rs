@@ -626,15 +626,17 @@ spread. A target's ratio is formed per round, and the verdict is MET or
 MISSED only when every round's ratio is on the same side of the bound,
 otherwise UNDECIDED with the range.
 
-Batching: every mechanism without a -b16 suffix moves one message per
+Batching: every mechanism without a -b16 or -mshot suffix moves one message per
 system call: write(2), mq_send(3), a copy into a shared ring plus an
 eventfd write or a futex wake when a reader sleeps, one IORING_OP_MSG_RING
 or one IORING_OP_IPC_SEND per io_uring_enter with one IPC_RECV in flight per
 receiver. uring-ipc-b16 queues 16 IPC_SENDs per io_uring_enter and keeps 8
 IPC_RECVs in flight; pipe-uring-b16 is the same amortisation on a pipe: 16
 linked IORING_OP_WRITEs per io_uring_enter on a ring with the same flags,
-and reads of up to 8 messages per read(2). Compare -b16 rows with each
-other, the rest with each other.
+and reads of up to 8 messages per read(2). uring-ipc-mshot sends as
+uring-ipc-b16 does; each receiver keeps one multishot IPC_RECV filling 8
+provided buffers (as many as -b16 has RECVs in flight), one CQE per message.
+Compare -b16 and -mshot rows with each other, the rest with each other.
 
 Buffering: io_uring IPC channels and every shared-memory ring hold 128
 messages; pipes get F_SETPIPE_SZ of 128 messages' bytes, sockets SO_SNDBUF

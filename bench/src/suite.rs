@@ -20,7 +20,7 @@ use crate::transport::{
 };
 use crate::uring::{MsgRing, PipeUring, UringPing, UringStream};
 
-pub use uring_ipc_bench::targets::{URING, URING_BATCHED};
+pub use uring_ipc_bench::targets::{URING, URING_BATCHED, URING_MSHOT};
 
 /// The batched pipe baseline: IORING_OP_WRITE batches into a pipe.
 pub const PIPE_BATCHED: &str = "pipe-uring-b16";
@@ -39,6 +39,7 @@ pub fn mechanisms(s: Scenario) -> &'static [&'static str] {
             URING,
             PIPE_BATCHED,
             URING_BATCHED,
+            URING_MSHOT,
         ],
         Scenario::P2pPingpong => &[
             "pipe",
@@ -57,6 +58,7 @@ pub fn mechanisms(s: Scenario) -> &'static [&'static str] {
             "msg-ring",
             URING,
             URING_BATCHED,
+            URING_MSHOT,
         ],
         Scenario::Multicast | Scenario::UnicastAny => {
             &["pipe-queue", "dgram-queue", URING, URING_BATCHED]
@@ -209,7 +211,13 @@ fn fabric(
         } else {
             (1, 1)
         };
-        Box::new(UringStream::new(d, z, cfg.entries, b, depth))
+        Box::new(UringStream::new(d, z, cfg.entries, b, depth, false))
+    };
+    // Batched senders; receivers with one multishot RECV and as many
+    // provided buffers as the batched variant has RECVs in flight.
+    let mshot = |d: Delivery| -> Box<dyn Fabric> {
+        let (b, depth) = (cfg.batch as usize, cfg.depth as usize);
+        Box::new(UringStream::new(d, z, cfg.entries, b, depth, true))
     };
     Ok(match (s, mech) {
         (_, "pipe") => Box::new(FdCopies::new(FdKind::Pipe, mech, z, r, cap)?),
@@ -232,6 +240,8 @@ fn fabric(
         )?),
         (Scenario::P2pStream, URING) => uring(Delivery::Unicast, false),
         (Scenario::P2pStream, URING_BATCHED) => uring(Delivery::Unicast, true),
+        (Scenario::P2pStream, URING_MSHOT) => mshot(Delivery::Unicast),
+        (Scenario::Broadcast, URING_MSHOT) => mshot(Delivery::Broadcast),
         (Scenario::Broadcast, URING) => uring(Delivery::Broadcast, false),
         (Scenario::Broadcast, URING_BATCHED) => uring(Delivery::Broadcast, true),
         (Scenario::Multicast, URING) => uring(Delivery::Multicast, false),

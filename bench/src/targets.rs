@@ -13,6 +13,9 @@ pub const URING: &str = "uring-ipc";
 /// io_uring IPC batched: 16 IPC_SENDs per io_uring_enter, 8 IPC_RECVs in
 /// flight per receiver.
 pub const URING_BATCHED: &str = "uring-ipc-b16";
+/// Senders as in `URING_BATCHED`; each receiver has one multishot IPC_RECV
+/// into a provided buffer ring instead of RECVs in flight.
+pub const URING_MSHOT: &str = "uring-ipc-mshot";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Bound {

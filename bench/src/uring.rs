@@ -5,16 +5,18 @@
 //! batch of IORING_OP_IPC_SEND (with IOIPC_SEND_WAIT: a full channel parks
 //! the request instead of failing) and submit it with one io_uring_enter;
 //! receivers keep several blocking IORING_OP_IPC_RECV in flight and sleep in
-//! io_uring_enter until one completes. Nothing spins.
+//! io_uring_enter until one completes, or (multishot) keep one IPC_RECV with
+//! IOIPC_RECV_MULTISHOT that fills buffers of a provided buffer ring, one
+//! CQE per message. Nothing spins.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use liburing_ipc::ipc::{Attach, ChannelConfig, Delivery};
-use liburing_ipc::opcode::{self, IpcRecv, IpcSend};
-use liburing_ipc::uapi::io_uring::{IOIPC_SUB_RECV, IOIPC_SUB_SEND};
-use liburing_ipc::{Error, Ring};
+use liburing_ipc::opcode::{self, IpcRecv, IpcRecvMultishot, IpcSend};
+use liburing_ipc::uapi::io_uring::{IOIPC_SUB_RECV, IOIPC_SUB_SEND, IORING_CQE_F_MORE};
+use liburing_ipc::{ipc, BufRing, Error, Ring};
 
 use crate::transport::{write_all, Fabric, FdKind, Peer, PingFabric, Rx, Slots, Tx};
 use liburing_ipc::uapi::io_uring::{IOSQE_CQE_SKIP_SUCCESS, IOSQE_IO_LINK};
@@ -76,6 +78,8 @@ pub struct UringStream {
     entries: u32,
     batch: usize,
     depth: usize,
+    /// Receivers use one multishot IPC_RECV (`depth` provided buffers).
+    multishot: bool,
     channel: OnceLock<u32>,
     /// Subscriber ids of the receivers (targets of STOP messages).
     receivers: Mutex<Vec<u32>>,
@@ -88,6 +92,7 @@ impl UringStream {
         entries: u32,
         batch: usize,
         depth: usize,
+        multishot: bool,
     ) -> UringStream {
         UringStream {
             delivery,
@@ -95,6 +100,7 @@ impl UringStream {
             entries,
             batch,
             depth,
+            multishot,
             channel: OnceLock::new(),
             receivers: Mutex::new(Vec::new()),
         }
@@ -213,6 +219,18 @@ impl Fabric for UringStream {
             .ipc_attach(Attach::Id(ch), IOIPC_SUB_RECV)
             .context("IPC_CHANNEL_ATTACH (receiver)")?;
         self.receivers.lock().unwrap().push(sub.id);
+        if self.multishot {
+            let hdr = std::mem::size_of::<ipc::MsgInfo>();
+            let n = (self.depth as u16).next_power_of_two();
+            let bufs = BufRing::new(&ring, MSHOT_BGID, n, (self.size + hdr) as u32)
+                .context("IORING_REGISTER_PBUF_RING")?;
+            return Ok(Box::new(UringMshotRx {
+                ring,
+                bufs,
+                sub: sub.id,
+                armed: false,
+            }));
+        }
         Ok(Box::new(UringRx {
             ring,
             sub: sub.id,
@@ -220,6 +238,57 @@ impl Fabric for UringStream {
             busy: vec![false; self.depth],
             in_flight: 0,
         }))
+    }
+}
+
+/// Buffer group of a multishot receiver's buffer ring.
+const MSHOT_BGID: u16 = 1;
+/// user_data of the multishot IPC_RECV.
+const MSHOT_TAG: u64 = 0x4d53;
+
+/// A receiver with one multishot IPC_RECV: each message arrives in a
+/// buffer of `bufs`, behind its msg_info header, and the buffer goes back
+/// to the ring once the message was checked. When the request ends (out
+/// of buffers: -ENOBUFS, the message stays queued) it is queued again.
+struct UringMshotRx {
+    ring: Ring,
+    bufs: BufRing,
+    sub: u32,
+    armed: bool,
+}
+
+impl Rx for UringMshotRx {
+    fn recv(&mut self, _max: usize, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+        if !self.armed {
+            let sqe = IpcRecvMultishot::new(self.sub, MSHOT_BGID)
+                .build()
+                .user_data(MSHOT_TAG);
+            // SAFETY: the SQE points at no memory of ours; the kernel fills
+            // buffers of self.bufs, which stays registered while self lives.
+            unsafe { self.ring.push(&sqe)? };
+            self.armed = true;
+        }
+        self.ring.submit_and_wait(1)?;
+        let mut got = 0;
+        while let Some(c) = self.ring.pop_cqe() {
+            if c.flags & IORING_CQE_F_MORE == 0 {
+                self.armed = false;
+            }
+            if let Some((bid, len)) = self.bufs.take(&c) {
+                let r = match ipc::parse_multishot(self.bufs.buf(bid, len)) {
+                    Some((_, payload)) => f(payload),
+                    None => Err(anyhow::anyhow!(
+                        "multishot IPC_RECV: {len} bytes, shorter than the message header"
+                    )),
+                };
+                self.bufs.recycle(bid);
+                r?;
+                got += 1;
+            } else if c.res < 0 && c.res != -libc::ENOBUFS {
+                return Err(Error::os("IPC_RECV (multishot)", -c.res).into());
+            }
+        }
+        Ok(got)
     }
 }
 
