@@ -173,7 +173,9 @@ pub struct Pass {
     pub window: Option<u64>,
     /// Guest instructions all vCPUs executed per message in this pass, when
     /// the VM counted them (TCG with bench/qemu-plugin/insn_window.c):
-    /// unlike times, this does not depend on how busy the host was.
+    /// far steadier than times when the host is busy, though not immune
+    /// (a vCPU the host stalls makes the guest take more timer ticks and
+    /// wake-ups per message). Spin-wait loops are left out.
     #[serde(default)]
     pub insns: Option<f64>,
 }
@@ -379,13 +381,14 @@ impl Run {
 
     /// Fill in each pass's `insns` from the instruction counts of the timed
     /// windows, as bench/qemu-plugin/insn_window.c writes them (lines
-    /// `window <n> insns <count>`). Returns how many passes got a count.
+    /// `window <n> insns <count> [spin <count>]`: spin-wait loops are
+    /// counted apart and left out). Returns how many passes got a count.
     pub fn attach_insns(&mut self, counts: &str) -> Result<usize, String> {
         let mut by_window = std::collections::HashMap::new();
         for (i, line) in counts.lines().enumerate() {
             let f: Vec<&str> = line.split_whitespace().collect();
             match f.as_slice() {
-                ["window", n, "insns", c] => {
+                ["window", n, "insns", c] | ["window", n, "insns", c, "spin", _] => {
                     let parse = |s: &str| {
                         s.parse::<u64>()
                             .map_err(|e| format!("line {}: {line:?}: {e}", i + 1))
@@ -611,7 +614,7 @@ pub(crate) mod tests {
             failed: vec![],
         };
         assert!(!run.has_insns());
-        let counts = "window 0 unopened\nwindow 3 insns 2500000\n\
+        let counts = "window 0 unopened\nwindow 3 insns 2500000 spin 99\n\
                       window 5 insns 3000000\nwindow 6 insns 1\n\
                       total insns 9 windows 8 vcpu_overflow 0\n";
         assert_eq!(run.attach_insns(counts), Ok(2));

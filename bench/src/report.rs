@@ -556,7 +556,7 @@ fn insn_targets(vm: &Run) -> Table {
     targets::table_titled(
         &targets::evaluate_on(vm, Metric::Insns),
         "Cost targets on guest instructions per message (TCG instruction counts, \
-         all vCPUs: unlike times, independent of the host's load)",
+         all vCPUs, spin-wait loops left out: far steadier than times on a busy host)",
     )
 }
 

@@ -177,8 +177,8 @@ pub fn evaluate(run: &Run) -> Vec<Outcome> {
 }
 
 /// The targets with their cost goals judged on `cost` (total CPU, or
-/// under TCG guest instructions per message, which the host's load does
-/// not move); the other goals (latency, sender CPU, throughput) as they are.
+/// under TCG guest instructions per message, which the host's load moves
+/// far less); the other goals (latency, sender CPU, throughput) as they are.
 pub fn evaluate_on(run: &Run, cost: Metric) -> Vec<Outcome> {
     use Metric::*;
     let what = match cost {
