@@ -11,24 +11,20 @@
 //!   build-base/    the unpatched base kernel (fast profile, `regress`)
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
+use crate::git::{am_abort, blob_at_head, git};
+use crate::kbuild::{configure_dir, default_jobs, run_make};
 use crate::kconfig::Fragment;
-use crate::progress::Progress;
-use crate::series::Series;
+use crate::patches::series::Series;
+use crate::stamp::sha256_str;
 
-/// Identity used for commits the workspace makes itself (base, `git am`).
-pub const GIT_NAME: &str = "uring-ipc xtask";
-pub const GIT_EMAIL: &str = "xtask@uring-ipc.invalid";
 /// Marks a finished base tree; the name changes whenever the way the base
 /// tree is made changes, so older trees are rebuilt.
 const BASE_STAMP: &str = ".git/uring-ipc-base-v2";
@@ -98,27 +94,6 @@ pub struct Built {
     pub build_dir: PathBuf,
     /// The tree it was built from (for scripts/decode_stacktrace.sh).
     pub src: PathBuf,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_str(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    hex(&h.finalize())
-}
-
-pub fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
-    cmd!(
-        sh,
-        "git -C {repo} -c user.name={GIT_NAME} -c user.email={GIT_EMAIL}"
-    )
-    .quiet()
 }
 
 /// Download the pinned package, verify the tarball, extract a git tree with
@@ -208,24 +183,6 @@ fn strip_debian_gitignore(path: &Path) -> Result<()> {
         std::fs::write(path, &text[..i])?;
     }
     Ok(())
-}
-
-/// The blob id of `path` in HEAD.
-fn blob_at_head(sh: &Shell, repo: &Path, path: &str) -> xshell::Result<String> {
-    git(sh, repo)
-        .arg("rev-parse")
-        .arg(format!("HEAD:{path}"))
-        .ignore_stderr()
-        .read()
-}
-
-/// Abort a `git am` in progress, if any.
-fn am_abort(sh: &Shell, repo: &Path) {
-    let _ = git(sh, repo)
-        .args(["am", "--abort"])
-        .ignore_stderr()
-        .ignore_status()
-        .run();
 }
 
 /// Hash identifying a series: names and contents of every patch, in order.
@@ -351,83 +308,12 @@ fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Res
     )
 }
 
-/// tinyconfig + `request` in `out`, verified; skipped when `request` and
-/// `tree_key` (what identifies the source) are those of the last run.
-fn configure_dir(
-    sh: &Shell,
-    src: &Path,
-    out: &Path,
-    request: &Fragment,
-    what: &str,
-    tree_key: &str,
-) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    let key = sha256_str(&[request.render().as_bytes(), tree_key.as_bytes()]);
-    let stamp = out.join(".xtask-config");
-    let config = out.join(".config");
-    if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_file(&stamp);
-    println!("[config] tinyconfig + {what}");
-    let o = format!("O={}", out.display());
-    cmd!(sh, "make -s -C {src} {o} tinyconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let tiny = std::fs::read_to_string(&config)?;
-    std::fs::write(&config, request.apply_to(&tiny))?;
-    cmd!(sh, "make -s -C {src} {o} olddefconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let fin = std::fs::read_to_string(&config)?;
-    let bad = request.verify(&fin);
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad
-            .iter()
-            .map(|(k, want, got)| format!("  {k}: requested {want}, got {got}"))
-            .collect();
-        bail!(
-            "Kconfig did not keep these options (a dependency is missing or they \
-             are not user-settable); fix kernel-config/:\n{}",
-            lines.join("\n")
-        );
-    }
-    std::fs::write(&stamp, key)?;
-    Ok(())
-}
-
 fn fragment_names(profile: Profile) -> String {
     fragments(profile)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" + ")
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-}
-
-/// Environment for reproducible, ccache-friendly kernel builds.
-pub(crate) fn make_env(cmd: &mut Command) {
-    cmd.env("KBUILD_BUILD_USER", "uring-ipc")
-        .env("KBUILD_BUILD_HOST", "xtask")
-        .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
-        // Set (even empty) LOCALVERSION stops setlocalversion from appending
-        // "+" for a git tree that is not at a release tag.
-        .env("LOCALVERSION", "")
-        .env("CCACHE_BASEDIR", crate::project_root())
-        .env("CCACHE_NOHASHDIR", "1")
-        .env(
-            "CCACHE_SLOPPINESS",
-            "time_macros,include_file_mtime,include_file_ctime",
-        )
-        .env_remove("ARCH")
-        .env_remove("CROSS_COMPILE");
 }
 
 /// Held while the shared source tree or a build directory changes: two
@@ -541,66 +427,6 @@ fn release_of(out: &Path) -> Result<String> {
     let f = out.join("include/config/kernel.release");
     let r = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
     Ok(r.trim().to_string())
-}
-
-fn run_make(src: &Path, out: &Path, label: &str, jobs: usize) -> Result<()> {
-    let cc = if crate::deps::which("ccache").is_some() {
-        "ccache gcc"
-    } else {
-        "gcc"
-    };
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(src)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("-j{jobs}"))
-        .arg(format!("CC={cc}"))
-        .arg("bzImage")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    make_env(&mut cmd);
-    let count_file = out.join(".xtask-steps");
-    let expected = std::fs::read_to_string(&count_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let mut progress = Progress::new(&format!("build {label}"), expected);
-    println!(
-        "[build] make -j{jobs} bzImage (CC={cc}) in {}",
-        out.display()
-    );
-    let mut child = cmd.spawn().context("running make")?;
-    let stderr = child.stderr.take().unwrap();
-    // Compiler diagnostics go to stderr: show them as they come.
-    let err_thread = std::thread::spawn(move || {
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            tail.push(line);
-            if tail.len() > 200 {
-                tail.remove(0);
-            }
-        }
-        tail
-    });
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        progress.line(&line);
-    }
-    let status = child.wait()?;
-    let _ = err_thread.join();
-    progress.finish();
-    if !status.success() {
-        bail!("kernel build failed ({status}); the compiler's messages are above");
-    }
-    // Remember the size of a full build, for the next one's percentage.
-    if expected.map_or(progress.steps() > 100, |e: u64| {
-        progress.steps() * 10 >= e * 8
-    }) {
-        std::fs::write(count_file, progress.steps().to_string())?;
-    }
-    Ok(())
 }
 
 /// Release suffix of the unpatched kernel, so no result can be mistaken for

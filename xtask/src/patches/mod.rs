@@ -4,7 +4,13 @@
 //! apply  -> target/kernel/dev, a git worktree: base + one commit per patch
 //! (edit, `git commit --amend` or `git rebase -i base`, add commits) ->
 //! export -> patches/*.patch + patches/series -> check (the pre-submission
-//! gate, gate.rs) -> cover-letter (cover.rs).
+//! gate, gate/) -> cover-letter (cover.rs).
+
+pub mod cover;
+pub mod gate;
+pub mod mail;
+pub mod series;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +18,17 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::kernel::{self, dev_dir, git, patch_dir};
-use crate::series::Series;
+use crate::git::git;
+use crate::kernel::{self, dev_dir, patch_dir};
+use series::Series;
 
 pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Build)?;
     match args.cmd {
         PatchesCmd::Apply { force } => apply(sh, force),
         PatchesCmd::Export => export(sh),
-        PatchesCmd::Check(ref a) => crate::gate::run(sh, a),
-        PatchesCmd::CoverLetter => crate::cover::run(sh),
+        PatchesCmd::Check(ref a) => gate::run(sh, a),
+        PatchesCmd::CoverLetter => cover::run(sh),
     }
 }
 

@@ -1,0 +1,238 @@
+//! The gate's worktrees of target/kernel/src: the base and the series as
+//! one commit per patch, shared by the gate's tree checks and the cover
+//! letters.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use xshell::Shell;
+
+use crate::git::git;
+use crate::kernel::{self, kernel_dir};
+use crate::patches::gate::{hex, Finding};
+use crate::patches::series::Series;
+
+/// Branch of the series worktree.
+pub const SERIES_BRANCH: &str = "gate-series";
+
+/// The series being checked and where its files live.
+pub struct Input {
+    pub dir: PathBuf,
+    pub series: Series,
+}
+
+impl Input {
+    pub fn load(dir: Option<&Path>) -> Result<Input> {
+        let dir = match dir {
+            Some(d) => std::fs::canonicalize(d)
+                .with_context(|| format!("patch directory {}", d.display()))?,
+            None => kernel::patch_dir(),
+        };
+        let series = Series::load(&dir)?;
+        if series.patches.is_empty() {
+            bail!("{}/series lists no patches", dir.display());
+        }
+        Ok(Input { dir, series })
+    }
+
+    /// How a patch is named in messages: its path from the project root.
+    pub fn show(&self, name: &str) -> String {
+        let p = self.dir.join(name);
+        p.strip_prefix(crate::project_root())
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.display().to_string())
+    }
+
+    fn hash(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        for name in &self.series.patches {
+            h.update(name.as_bytes());
+            h.update([0]);
+            let body = std::fs::read(self.dir.join(name))?;
+            h.update((body.len() as u64).to_le_bytes());
+            h.update(&body);
+        }
+        Ok(hex(&h.finalize()))
+    }
+}
+
+/// The two worktrees the tree-based checks use.
+pub struct Trees {
+    pub base: PathBuf,
+    pub series: PathBuf,
+    /// (commit, patch file name), in series order.
+    pub commits: Vec<(String, String)>,
+    /// Files the series adds or modifies, relative to the tree.
+    pub touched: Vec<String>,
+}
+
+pub fn gate_dir() -> PathBuf {
+    kernel_dir().join("gate")
+}
+
+/// Held by one xtask at a time for as long as it uses the gate's
+/// worktrees (a bisect moves the series worktree from commit to commit).
+/// Separate from target/kernel/.lock, which only covers single builds.
+pub struct GateLock {
+    _lock: crate::lock::FileLock,
+}
+
+impl GateLock {
+    pub fn acquire() -> Result<GateLock> {
+        crate::lock::FileLock::acquire(
+            &gate_dir().join(".lock"),
+            &format!(
+                "[gate] another xtask is using {}; waiting for it",
+                gate_dir().display()
+            ),
+        )
+        .map(|l| GateLock { _lock: l })
+    }
+}
+
+/// A worktree of `src` at `path`, recreated when it belongs to an older
+/// base tree or is broken.
+fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
+    if path.join(".git").exists() {
+        let ok = git(sh, path)
+            .args(["rev-parse", "--verify", "-q", "base"])
+            .ignore_stderr()
+            .read()
+            .is_ok();
+        if ok {
+            return Ok(());
+        }
+        println!("[gate] {} is stale; recreating it", path.display());
+        std::fs::remove_dir_all(path)?;
+    }
+    // `worktree add/prune` edit the shared repository's list of worktrees.
+    let _lock = kernel::TreeLock::acquire()?;
+    println!("[gate] creating worktree {} (a minute)", path.display());
+    let _ = git(sh, src).args(["worktree", "prune"]).run();
+    git(sh, src)
+        .args(["worktree", "add", "-q", "--force", "--detach"])
+        .arg(path)
+        .arg("base")
+        .run()?;
+    Ok(())
+}
+
+impl Trees {
+    /// Worktrees ready at base and at the tip of the series. A patch that
+    /// does not apply is a finding (Err inside Ok), not an error of the tool.
+    /// The caller holds the GateLock.
+    pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<Trees, Finding>> {
+        let base = gate_dir().join("base");
+        let series = gate_dir().join("series");
+        std::fs::create_dir_all(gate_dir())?;
+        ensure_worktree(sh, src, &base)?;
+        ensure_worktree(sh, src, &series)?;
+
+        let base_sha = git(sh, &base).args(["rev-parse", "base"]).read()?;
+        if git(sh, &base).args(["rev-parse", "HEAD"]).read()? != base_sha
+            || !git(sh, &base)
+                .args(["status", "--porcelain", "--untracked-files=no"])
+                .read()?
+                .is_empty()
+        {
+            git(sh, &base)
+                .args(["checkout", "-q", "-f", "--detach", "base"])
+                .run()?;
+        }
+
+        let key = format!("{}\n{}", base_sha, input.hash()?);
+        let git_dir = PathBuf::from(
+            git(sh, &series)
+                .args(["rev-parse", "--absolute-git-dir"])
+                .read()?,
+        );
+        let stamp = git_dir.join("uring-ipc-gate-series");
+        let branch_ok = git(sh, &series)
+            .args(["rev-parse", "--verify", "-q", SERIES_BRANCH])
+            .ignore_stderr()
+            .read()
+            .is_ok();
+        let clean = git(sh, &series)
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .read()?
+            .is_empty();
+        if branch_ok && clean && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&key) {
+            // Possibly left at a prefix by an interrupted bisect.
+            git(sh, &series)
+                .args(["checkout", "-q", SERIES_BRANCH])
+                .run()?;
+        } else {
+            let _ = std::fs::remove_file(&stamp);
+            println!("[gate] applying the series in {}", series.display());
+            let _ = git(sh, &series)
+                .args(["am", "--abort"])
+                .ignore_stderr()
+                .ignore_status()
+                .run();
+            git(sh, &series)
+                .args(["checkout", "-q", "-f", "-B", SERIES_BRANCH, "base"])
+                .run()?;
+            git(sh, &series).args(["clean", "-fdq"]).run()?;
+            for (name, path) in input
+                .series
+                .patches
+                .iter()
+                .zip(input.series.paths(&input.dir))
+            {
+                let out = git(sh, &series)
+                    .args(["am", "-q", "--no-3way", "--keep-cr"])
+                    .arg(&path)
+                    .ignore_status()
+                    .output()?;
+                if !out.status.success() {
+                    let _ = git(sh, &series)
+                        .args(["am", "--abort"])
+                        .ignore_stderr()
+                        .ignore_status()
+                        .run();
+                    let why = String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .filter(|l| !l.starts_with("hint:"))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Ok(Err(Finding {
+                        patch: Some(input.show(name)),
+                        check: "apply",
+                        msg: format!("does not apply on base + the patches before it: {why}"),
+                    }));
+                }
+            }
+            std::fs::write(&stamp, &key)?;
+        }
+
+        let list = git(sh, &series)
+            .args(["rev-list", "--reverse", "base..HEAD"])
+            .read()?;
+        let shas: Vec<String> = list.lines().map(str::to_string).collect();
+        if shas.len() != input.series.patches.len() {
+            bail!(
+                "{} has {} commits over base for {} patches; delete it and rerun",
+                series.display(),
+                shas.len(),
+                input.series.patches.len()
+            );
+        }
+        let commits = shas
+            .into_iter()
+            .zip(input.series.patches.iter().cloned())
+            .collect();
+        let touched = git(sh, &series)
+            .args(["diff", "--name-only", "--diff-filter=AMR", "base", "HEAD"])
+            .read()?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        Ok(Ok(Trees {
+            base,
+            series,
+            commits,
+            touched,
+        }))
+    }
+}
