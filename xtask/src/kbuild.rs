@@ -9,7 +9,7 @@ use xshell::{cmd, Shell};
 
 use crate::kconfig::Fragment;
 use crate::progress::Progress;
-use crate::stamp::sha256_str;
+use crate::stamp::{self, Stamp};
 
 /// tinyconfig + `request` in `out`, verified; skipped when `request` and
 /// `tree_key` (what identifies the source) are those of the last run.
@@ -22,13 +22,13 @@ pub fn configure_dir(
     tree_key: &str,
 ) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    let key = sha256_str(&[request.render().as_bytes(), tree_key.as_bytes()]);
-    let stamp = out.join(".xtask-config");
+    let key = stamp::hash(&[request.render().as_bytes(), tree_key.as_bytes()]);
+    let stamp = Stamp::new(out.join(".xtask-config"), key);
     let config = out.join(".config");
-    if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+    if config.exists() && stamp.holds() {
         return Ok(());
     }
-    let _ = std::fs::remove_file(&stamp);
+    stamp.clear();
     println!("[config] tinyconfig + {what}");
     let o = format!("O={}", out.display());
     cmd!(sh, "make -s -C {src} {o} tinyconfig")
@@ -54,7 +54,7 @@ pub fn configure_dir(
             lines.join("\n")
         );
     }
-    std::fs::write(&stamp, key)?;
+    stamp.write()?;
     Ok(())
 }
 

@@ -19,11 +19,11 @@ use serde::Deserialize;
 use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
-use crate::git::{am_abort, blob_at_head, git};
+use crate::git::{am_abort, blob_at_head, git, git_dir};
 use crate::kbuild::{configure_dir, default_jobs, run_make};
 use crate::kconfig::Fragment;
 use crate::patches::series::Series;
-use crate::stamp::sha256_str;
+use crate::stamp::{self, Stamp};
 
 /// Marks a finished base tree; the name changes whenever the way the base
 /// tree is made changes, so older trees are rebuilt.
@@ -102,8 +102,7 @@ pub struct Built {
 pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     let base = BaseSource::load()?;
     let src = src_dir();
-    let stamp = src.join(BASE_STAMP);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(base.sha256.as_str()) {
+    if Stamp::new(src.join(BASE_STAMP), &base.sha256).holds() {
         return Ok(src);
     }
     let t0 = Instant::now();
@@ -165,7 +164,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         .run()?;
     git(sh, &tmp).args(["tag", "base"]).run()?;
     crate::incremental::mark_new_copy(&tmp.join(".git"))?;
-    std::fs::write(tmp.join(BASE_STAMP), &base.sha256)?;
+    Stamp::new(tmp.join(BASE_STAMP), &base.sha256).write()?;
     if src.exists() {
         std::fs::remove_dir_all(&src)?;
     }
@@ -185,30 +184,17 @@ fn strip_debian_gitignore(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Hash identifying a series: names and contents of every patch, in order.
-pub fn series_hash(series: &Series) -> Result<String> {
-    let mut parts: Vec<Vec<u8>> = Vec::new();
-    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
-        parts.push(name.as_bytes().to_vec());
-        parts.push(std::fs::read(&path)?);
-    }
-    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    Ok(sha256_str(&refs))
-}
-
 /// Apply the series to `repo` (reset to `base` first). Strict: the first
 /// patch that does not apply stops everything, named, with git's reason.
 ///
 /// Files whose content ends up the same as before keep their mtime, so make
 /// rebuilds only what a changed patch really changed.
 pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) -> Result<bool> {
-    let hash = series_hash(series)?;
-    let git_dir = git(sh, repo)
-        .args(["rev-parse", "--absolute-git-dir"])
-        .quiet()
-        .read()?;
-    let stamp = PathBuf::from(git_dir).join(stamp_name);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(hash.as_str()) {
+    let stamp = Stamp::new(
+        git_dir(sh, repo)?.join(stamp_name),
+        series.hash(&patch_dir())?,
+    );
+    if stamp.holds() {
         let dirty = git(sh, repo)
             .args(["status", "--porcelain"])
             .quiet()
@@ -217,7 +203,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
             return Ok(false);
         }
     }
-    let _ = std::fs::remove_file(&stamp);
+    stamp.clear();
 
     // Remember content and mtime of every file the old series touched.
     let touched = git(sh, repo)
@@ -272,7 +258,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
             before.len()
         );
     }
-    std::fs::write(&stamp, &hash)?;
+    stamp.write()?;
     Ok(true)
 }
 
@@ -358,28 +344,25 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         if series.patches.len() == 1 { "" } else { "es" },
         if changed { " applied" } else { " (unchanged)" }
     );
-    let shash = series_hash(&series)?;
+    let shash = series.hash(&patch_dir())?;
     let out = build_dir(profile);
     let tree = prepare_build_dir(sh, &src, &out)?;
     configure(sh, &src, profile, &shash)?;
 
     let config = std::fs::read(out.join(".config"))?;
-    let key = sha256_str(&[&config, shash.as_bytes(), b"bzImage"]);
-    let stamp = out.join(".xtask-built");
+    let key = stamp::hash(&[&config, shash.as_bytes(), b"bzImage"]);
     let image = bzimage(profile);
-    let up_to_date =
-        image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str());
-    if up_to_date && !args.force {
+    let made =
+        Stamp::new(out.join(".xtask-built"), key).run(image.exists() && !args.force, || {
+            run_make(
+                &src,
+                &out,
+                profile.name(),
+                args.jobs.unwrap_or_else(default_jobs),
+            )
+        })?;
+    if !made {
         println!("[build] {} kernel is up to date", profile.name());
-    } else {
-        let _ = std::fs::remove_file(&stamp);
-        run_make(
-            &src,
-            &out,
-            profile.name(),
-            args.jobs.unwrap_or_else(default_jobs),
-        )?;
-        std::fs::write(&stamp, key)?;
     }
     crate::incremental::record(&out, &tree)?;
     let release = kernel_release(profile)?;
@@ -533,15 +516,13 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
     let tree = prepare_build_dir(sh, &base_tree, &out)?;
     configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
     let config = std::fs::read(out.join(".config"))?;
-    let key = sha256_str(&[&config, base_commit.as_bytes(), b"bzImage"]);
-    let stamp = out.join(".xtask-built");
+    let key = stamp::hash(&[&config, base_commit.as_bytes(), b"bzImage"]);
     let image = out.join("arch/x86/boot/bzImage");
-    if image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+    let made = Stamp::new(out.join(".xtask-built"), key).run(image.exists(), || {
+        run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))
+    })?;
+    if !made {
         println!("[build] base kernel is up to date");
-    } else {
-        let _ = std::fs::remove_file(&stamp);
-        run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))?;
-        std::fs::write(&stamp, key)?;
     }
     crate::incremental::record(&out, &tree)?;
     let release = release_of(&out)?;

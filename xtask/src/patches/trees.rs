@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::git::git;
+use crate::git::{git, git_dir};
 use crate::kernel::{self, kernel_dir};
-use crate::patches::gate::{hex, Finding};
+use crate::patches::gate::Finding;
 use crate::patches::series::Series;
+use crate::stamp::Stamp;
 
 /// Branch of the series worktree.
 pub const SERIES_BRANCH: &str = "gate-series";
@@ -42,18 +42,6 @@ impl Input {
         p.strip_prefix(crate::project_root())
             .map(|r| r.display().to_string())
             .unwrap_or_else(|_| p.display().to_string())
-    }
-
-    fn hash(&self) -> Result<String> {
-        let mut h = Sha256::new();
-        for name in &self.series.patches {
-            h.update(name.as_bytes());
-            h.update([0]);
-            let body = std::fs::read(self.dir.join(name))?;
-            h.update((body.len() as u64).to_le_bytes());
-            h.update(&body);
-        }
-        Ok(hex(&h.finalize()))
     }
 }
 
@@ -141,13 +129,8 @@ impl Trees {
                 .run()?;
         }
 
-        let key = format!("{}\n{}", base_sha, input.hash()?);
-        let git_dir = PathBuf::from(
-            git(sh, &series)
-                .args(["rev-parse", "--absolute-git-dir"])
-                .read()?,
-        );
-        let stamp = git_dir.join("uring-ipc-gate-series");
+        let key = format!("{}\n{}", base_sha, input.series.hash(&input.dir)?);
+        let stamp = Stamp::new(git_dir(sh, &series)?.join("uring-ipc-gate-series"), key);
         let branch_ok = git(sh, &series)
             .args(["rev-parse", "--verify", "-q", SERIES_BRANCH])
             .ignore_stderr()
@@ -157,13 +140,13 @@ impl Trees {
             .args(["status", "--porcelain", "--untracked-files=no"])
             .read()?
             .is_empty();
-        if branch_ok && clean && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&key) {
+        if branch_ok && clean && stamp.holds() {
             // Possibly left at a prefix by an interrupted bisect.
             git(sh, &series)
                 .args(["checkout", "-q", SERIES_BRANCH])
                 .run()?;
         } else {
-            let _ = std::fs::remove_file(&stamp);
+            stamp.clear();
             println!("[gate] applying the series in {}", series.display());
             let _ = git(sh, &series)
                 .args(["am", "--abort"])
@@ -203,7 +186,7 @@ impl Trees {
                     }));
                 }
             }
-            std::fs::write(&stamp, &key)?;
+            stamp.write()?;
         }
 
         let list = git(sh, &series)

@@ -4,11 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use sha2::{Digest, Sha256};
 use xshell::Shell;
 
 use super::diag::parse_diags;
-use super::{configure_lenient, hex, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
+use super::{configure_lenient, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
 use crate::git::git;
 use crate::kernel::{self, kernel_dir};
 use crate::patches::trees::{Input, Trees, SERIES_BRANCH};
@@ -115,12 +114,9 @@ pub fn bisect(
             .arg("rev-parse")
             .arg(format!("{sha}^{{tree}}"))
             .read()?;
-        let mut h = Sha256::new();
-        h.update(request.as_bytes());
-        h.update(tree_id.as_bytes());
         prefixes.push(Prefix {
             name: name.clone(),
-            key: hex(&h.finalize()),
+            key: crate::stamp::hash(&[request.as_bytes(), tree_id.as_bytes()]),
         });
     }
     let n = prefixes.len();

@@ -26,7 +26,6 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::flags::{CheckArgs, GateCheck, Profile};
@@ -34,6 +33,7 @@ use crate::git::git;
 use crate::kernel;
 use crate::patches::trees::{GateLock, Input, Trees};
 use crate::progress::{fmt_duration, Progress};
+use crate::stamp::{self, Stamp};
 
 /// The profile whose config the build checks use.
 pub(crate) const PROFILE: Profile = Profile::Fast;
@@ -53,10 +53,6 @@ impl std::fmt::Display for Finding {
         let who = self.patch.as_deref().unwrap_or("(series)");
         write!(f, "{who}: {}: {}", self.check, self.msg)
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn wanted(args: &CheckArgs) -> Vec<GateCheck> {
@@ -173,16 +169,13 @@ pub(crate) fn configure_lenient(sh: &Shell, tree: &Path, out: &Path) -> Result<(
     std::fs::create_dir_all(out)?;
     let request = kernel::merged_fragment(PROFILE)?;
     let tree_id = git(sh, tree).args(["rev-parse", "HEAD^{tree}"]).read()?;
-    let mut h = Sha256::new();
-    h.update(request.render().as_bytes());
-    h.update(tree_id.as_bytes());
-    let key = hex(&h.finalize());
-    let stamp = out.join(".xtask-gate-config");
+    let key = stamp::hash(&[request.render().as_bytes(), tree_id.as_bytes()]);
+    let stamp = Stamp::new(out.join(".xtask-gate-config"), key);
     let config = out.join(".config");
-    if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+    if config.exists() && stamp.holds() {
         return Ok(());
     }
-    let _ = std::fs::remove_file(&stamp);
+    stamp.clear();
     let o = format!("O={}", out.display());
     cmd!(sh, "make -s -C {tree} {o} tinyconfig")
         .quiet()
@@ -206,7 +199,7 @@ pub(crate) fn configure_lenient(sh: &Shell, tree: &Path, out: &Path) -> Result<(
             dropped.join(" ")
         );
     }
-    std::fs::write(&stamp, key)?;
+    stamp.write()?;
     Ok(())
 }
 
