@@ -11,15 +11,27 @@ use crate::kconfig::Fragment;
 use crate::progress::Progress;
 use crate::stamp::{self, Stamp};
 
-/// tinyconfig + `request` in `out`, verified; skipped when `request` and
+/// What `configure` does with requested options the final .config lacks.
+#[derive(Debug, Clone, Copy)]
+pub enum Check<'a> {
+    /// Fail, naming them: the kernels that are booted get exactly what
+    /// kernel-config/ asks for. The string names the request for the log.
+    Strict(&'a str),
+    /// Say which they are and go on: the base and the early prefixes of the
+    /// series lack the options later patches add.
+    Lenient,
+}
+
+/// tinyconfig + `request` + olddefconfig in `out`, for `tree` as it is
+/// checked out, then checked as `check` says. Skipped when `request` and
 /// `tree_key` (what identifies the source) are those of the last run.
-pub fn configure_dir(
+pub fn configure(
     sh: &Shell,
-    src: &Path,
+    tree: &Path,
     out: &Path,
     request: &Fragment,
-    what: &str,
     tree_key: &str,
+    check: Check,
 ) -> Result<()> {
     std::fs::create_dir_all(out)?;
     let key = stamp::hash(&[request.render().as_bytes(), tree_key.as_bytes()]);
@@ -29,30 +41,42 @@ pub fn configure_dir(
         return Ok(());
     }
     stamp.clear();
-    println!("[config] tinyconfig + {what}");
+    if let Check::Strict(what) = check {
+        println!("[config] tinyconfig + {what}");
+    }
     let o = format!("O={}", out.display());
-    cmd!(sh, "make -s -C {src} {o} tinyconfig")
+    cmd!(sh, "make -s -C {tree} {o} tinyconfig")
         .quiet()
         .ignore_stdout()
         .run()?;
     let tiny = std::fs::read_to_string(&config)?;
     std::fs::write(&config, request.apply_to(&tiny))?;
-    cmd!(sh, "make -s -C {src} {o} olddefconfig")
+    cmd!(sh, "make -s -C {tree} {o} olddefconfig")
         .quiet()
         .ignore_stdout()
         .run()?;
-    let fin = std::fs::read_to_string(&config)?;
-    let bad = request.verify(&fin);
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad
-            .iter()
-            .map(|(k, want, got)| format!("  {k}: requested {want}, got {got}"))
-            .collect();
-        bail!(
-            "Kconfig did not keep these options (a dependency is missing or they \
-             are not user-settable); fix kernel-config/:\n{}",
-            lines.join("\n")
-        );
+    let bad = request.verify(&std::fs::read_to_string(&config)?);
+    match check {
+        Check::Strict(_) if !bad.is_empty() => {
+            let lines: Vec<String> = bad
+                .iter()
+                .map(|(k, want, got)| format!("  {k}: requested {want}, got {got}"))
+                .collect();
+            bail!(
+                "Kconfig did not keep these options (a dependency is missing or they \
+                 are not user-settable); fix kernel-config/:\n{}",
+                lines.join("\n")
+            );
+        }
+        Check::Lenient if !bad.is_empty() => {
+            let dropped: Vec<&str> = bad.iter().map(|(k, _, _)| k.as_str()).collect();
+            println!(
+                "[config] {}: this tree's Kconfig lacks {} (added later in the series)",
+                out.file_name().unwrap_or_default().to_string_lossy(),
+                dropped.join(" ")
+            );
+        }
+        _ => {}
     }
     stamp.write()?;
     Ok(())

@@ -20,7 +20,7 @@ use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
 use crate::git::{am_abort, blob_at_head, git, git_dir};
-use crate::kbuild::{configure_dir, default_jobs, run_make};
+use crate::kbuild::{self, default_jobs, run_make, Check};
 use crate::kconfig::Fragment;
 use crate::patches::series::Series;
 use crate::stamp::{self, Stamp};
@@ -284,13 +284,13 @@ pub fn merged_fragment(profile: Profile) -> Result<Fragment> {
 }
 
 fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Result<()> {
-    configure_dir(
+    kbuild::configure(
         sh,
         src,
         &build_dir(profile),
         &merged_fragment(profile)?,
-        &fragment_names(profile),
         series_hash,
+        Check::Strict(&fragment_names(profile)),
     )
 }
 
@@ -514,7 +514,14 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
     );
     let out = base_build_dir();
     let tree = prepare_build_dir(sh, &base_tree, &out)?;
-    configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
+    kbuild::configure(
+        sh,
+        &base_tree,
+        &out,
+        &request,
+        &base_commit,
+        Check::Strict(&what),
+    )?;
     let config = std::fs::read(out.join(".config"))?;
     let key = stamp::hash(&[&config, base_commit.as_bytes(), b"bzImage"]);
     let image = out.join("arch/x86/boot/bzImage");

@@ -7,7 +7,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use super::diag::parse_diags;
-use super::{configure_lenient, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
+use super::{configure, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
 use crate::git::git;
 use crate::kernel::{self, kernel_dir};
 use crate::patches::trees::{Input, Trees, SERIES_BRANCH};
@@ -127,7 +127,7 @@ pub fn bisect(
             git(sh, &trees.series)
                 .args(["checkout", "-q", "--detach", &trees.commits[i].0])
                 .run()?;
-            configure_lenient(sh, &trees.series, &out)?;
+            configure(sh, &trees.series, &out)?;
             make(
                 &trees.series,
                 &out,

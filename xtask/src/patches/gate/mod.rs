@@ -26,14 +26,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use crate::flags::{CheckArgs, GateCheck, Profile};
 use crate::git::git;
+use crate::kbuild::{self, Check};
 use crate::kernel;
 use crate::patches::trees::{GateLock, Input, Trees};
 use crate::progress::{fmt_duration, Progress};
-use crate::stamp::{self, Stamp};
 
 /// The profile whose config the build checks use.
 pub(crate) const PROFILE: Profile = Profile::Fast;
@@ -165,42 +165,10 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
 /// as it is checked out. Unlike `build-kernel`, options the tree's Kconfig
 /// does not offer are fine: the base and early prefixes of the series lack
 /// the options later patches add.
-pub(crate) fn configure_lenient(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out)?;
+pub(crate) fn configure(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
     let request = kernel::merged_fragment(PROFILE)?;
     let tree_id = git(sh, tree).args(["rev-parse", "HEAD^{tree}"]).read()?;
-    let key = stamp::hash(&[request.render().as_bytes(), tree_id.as_bytes()]);
-    let stamp = Stamp::new(out.join(".xtask-gate-config"), key);
-    let config = out.join(".config");
-    if config.exists() && stamp.holds() {
-        return Ok(());
-    }
-    stamp.clear();
-    let o = format!("O={}", out.display());
-    cmd!(sh, "make -s -C {tree} {o} tinyconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let tiny = std::fs::read_to_string(&config)?;
-    std::fs::write(&config, request.apply_to(&tiny))?;
-    cmd!(sh, "make -s -C {tree} {o} olddefconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let dropped: Vec<String> = request
-        .verify(&std::fs::read_to_string(&config)?)
-        .into_iter()
-        .map(|(k, _, _)| k)
-        .collect();
-    if !dropped.is_empty() {
-        println!(
-            "[config] {}: this tree's Kconfig lacks {} (added later in the series)",
-            out.file_name().unwrap_or_default().to_string_lossy(),
-            dropped.join(" ")
-        );
-    }
-    stamp.write()?;
-    Ok(())
+    kbuild::configure(sh, tree, out, &request, &tree_id, Check::Lenient)
 }
 
 pub(crate) struct MakeResult {

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use super::diag::{blame_findings, new_diags, parse_diags, Diag};
-use super::{configure_lenient, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
+use super::{configure, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
 use crate::patches::trees::{gate_dir, Input, Trees};
 
 /// Kernel objects for the touched .c files: not user-space programs,
@@ -31,7 +31,7 @@ fn checked_objects(
     jobs: Option<usize>,
     which: &str,
 ) -> Result<(Vec<Diag>, Vec<String>, MakeResult)> {
-    configure_lenient(sh, tree, out)?;
+    configure(sh, tree, out)?;
     let common = vec![jobs_arg(jobs), "W=1".to_string()];
     let mut prep = common.clone();
     prep.push("prepare".into());
