@@ -82,14 +82,26 @@ pub fn configure(
     Ok(())
 }
 
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+/// Parallel make jobs: `jobs`, or one per CPU.
+pub fn jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+/// The compiler: gcc, through ccache when it is installed.
+pub fn cc() -> &'static str {
+    if crate::deps::which("ccache").is_some() {
+        "ccache gcc"
+    } else {
+        "gcc"
+    }
 }
 
 /// Environment for reproducible, ccache-friendly kernel builds.
-pub(crate) fn make_env(cmd: &mut Command) {
+fn make_env(cmd: &mut Command) {
     cmd.env("KBUILD_BUILD_USER", "uring-ipc")
         .env("KBUILD_BUILD_HOST", "xtask")
         .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
@@ -106,62 +118,112 @@ pub(crate) fn make_env(cmd: &mut Command) {
         .env_remove("CROSS_COMPILE");
 }
 
-pub fn run_make(src: &Path, out: &Path, label: &str, jobs: usize) -> Result<()> {
-    let cc = if crate::deps::which("ccache").is_some() {
-        "ccache gcc"
-    } else {
-        "gcc"
-    };
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(src)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("-j{jobs}"))
-        .arg(format!("CC={cc}"))
-        .arg("bzImage")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    make_env(&mut cmd);
-    let count_file = out.join(".xtask-steps");
-    let expected = std::fs::read_to_string(&count_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let mut progress = Progress::new(&format!("build {label}"), expected);
-    println!(
-        "[build] make -j{jobs} bzImage (CC={cc}) in {}",
-        out.display()
-    );
-    let mut child = cmd.spawn().context("running make")?;
-    let stderr = child.stderr.take().unwrap();
-    // Compiler diagnostics go to stderr: show them as they come.
-    let err_thread = std::thread::spawn(move || {
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            tail.push(line);
-            if tail.len() > 200 {
-                tail.remove(0);
+/// What becomes of make's stderr, where the compiler's messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// Shown as they come; a failed make is an error.
+    Echo,
+    /// Kept in the result; a failed make is for the caller to judge.
+    Collect,
+}
+
+/// Where the progress line learns how many steps to expect: a count an
+/// earlier run left in the build directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steps {
+    /// `.xtask-steps`, the size of the last full build: a run that did much
+    /// less (an incremental build) leaves it alone.
+    FullBuild,
+    /// `.xtask-steps-<label>`, the size of the last successful run with
+    /// this label.
+    PerLabel,
+}
+
+/// How a make ended.
+#[derive(Debug)]
+pub struct MakeResult {
+    pub ok: bool,
+    /// Everything make wrote to stderr, with `Stderr::Collect`.
+    pub stderr: String,
+}
+
+/// One make in `tree` with O=`out`, with the compiler and environment of
+/// every kernel build here; kbuild's step lines drive a progress line.
+pub struct Make<'a> {
+    pub tree: &'a Path,
+    pub out: &'a Path,
+    /// Parallel jobs; None: one per CPU.
+    pub jobs: Option<usize>,
+    /// Targets and variables.
+    pub args: Vec<String>,
+    /// What the progress line calls the build.
+    pub label: &'a str,
+    pub stderr: Stderr,
+    pub steps: Steps,
+}
+
+impl Make<'_> {
+    pub fn run(&self) -> Result<MakeResult> {
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(self.tree)
+            .arg(format!("O={}", self.out.display()))
+            .arg(format!("-j{}", jobs(self.jobs)))
+            .arg(format!("CC={}", cc()))
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        make_env(&mut cmd);
+        let count_file = match self.steps {
+            Steps::FullBuild => self.out.join(".xtask-steps"),
+            Steps::PerLabel => self.out.join(format!(
+                ".xtask-steps-{}",
+                self.label.replace([' ', '/'], "-")
+            )),
+        };
+        let expected = std::fs::read_to_string(&count_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let mut progress = Progress::new(self.label, expected);
+        let mut child = cmd.spawn().context("running make")?;
+        let stderr = child.stderr.take().unwrap();
+        let echo = self.stderr == Stderr::Echo;
+        let err_thread = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                } else {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
             }
+            all
+        });
+        for line in BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            progress.line(&line);
         }
-        tail
-    });
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        progress.line(&line);
+        let status = child.wait()?;
+        let stderr = err_thread.join().unwrap_or_default();
+        progress.finish();
+        if echo && !status.success() {
+            bail!("kernel build failed ({status}); the compiler's messages are above");
+        }
+        // Remember the size of the build, for the next one's percentage.
+        let steps = progress.steps();
+        let remember = match self.steps {
+            Steps::FullBuild => expected.map_or(steps > 100, |e: u64| steps * 10 >= e * 8),
+            Steps::PerLabel => steps > 0,
+        };
+        if status.success() && remember {
+            std::fs::write(count_file, steps.to_string())?;
+        }
+        Ok(MakeResult {
+            ok: status.success(),
+            stderr,
+        })
     }
-    let status = child.wait()?;
-    let _ = err_thread.join();
-    progress.finish();
-    if !status.success() {
-        bail!("kernel build failed ({status}); the compiler's messages are above");
-    }
-    // Remember the size of a full build, for the next one's percentage.
-    if expected.map_or(progress.steps() > 100, |e: u64| {
-        progress.steps() * 10 >= e * 8
-    }) {
-        std::fs::write(count_file, progress.steps().to_string())?;
-    }
-    Ok(())
 }

@@ -20,7 +20,8 @@ use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
 use crate::git::{am_abort, blob_at_head, git, git_dir};
-use crate::kbuild::{self, default_jobs, run_make, Check};
+use crate::incremental::TreeState;
+use crate::kbuild::{self, Check, Make, Stderr, Steps};
 use crate::kconfig::Fragment;
 use crate::patches::series::Series;
 use crate::stamp::{self, Stamp};
@@ -83,7 +84,10 @@ pub fn build_dir(profile: Profile) -> PathBuf {
     kernel_dir().join(format!("build-{}", profile.name()))
 }
 pub fn bzimage(profile: Profile) -> PathBuf {
-    build_dir(profile).join("arch/x86/boot/bzImage")
+    image_in(&build_dir(profile))
+}
+fn image_in(out: &Path) -> PathBuf {
+    out.join("arch/x86/boot/bzImage")
 }
 
 /// The result of a successful build.
@@ -349,25 +353,62 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
     let tree = prepare_build_dir(sh, &src, &out)?;
     configure(sh, &src, profile, &shash)?;
 
+    make_bzimage(&src, &out, &shash, profile.name(), args.jobs, args.force)?;
+    finish(src, out, &tree, bzimage(profile), "done", t0)
+}
+
+/// make bzImage in `out`, unless it was made before from this .config and
+/// `source` (what identifies the tree) and `force` is not set. `name`
+/// names the kernel in messages.
+fn make_bzimage(
+    src: &Path,
+    out: &Path,
+    source: &str,
+    name: &str,
+    jobs: Option<usize>,
+    force: bool,
+) -> Result<()> {
     let config = std::fs::read(out.join(".config"))?;
-    let key = stamp::hash(&[&config, shash.as_bytes(), b"bzImage"]);
-    let image = bzimage(profile);
-    let made =
-        Stamp::new(out.join(".xtask-built"), key).run(image.exists() && !args.force, || {
-            run_make(
-                &src,
-                &out,
-                profile.name(),
-                args.jobs.unwrap_or_else(default_jobs),
-            )
-        })?;
+    let key = stamp::hash(&[&config, source.as_bytes(), b"bzImage"]);
+    let kept = image_in(out).exists() && !force;
+    let made = Stamp::new(out.join(".xtask-built"), key).run(kept, || {
+        let jobs = kbuild::jobs(jobs);
+        println!(
+            "[build] make -j{jobs} bzImage (CC={}) in {}",
+            kbuild::cc(),
+            out.display()
+        );
+        Make {
+            tree: src,
+            out,
+            jobs: Some(jobs),
+            args: vec!["bzImage".into()],
+            label: &format!("build {name}"),
+            stderr: Stderr::Echo,
+            steps: Steps::FullBuild,
+        }
+        .run()
+        .map(drop)
+    })?;
     if !made {
-        println!("[build] {} kernel is up to date", profile.name());
+        println!("[build] {name} kernel is up to date");
     }
-    crate::incremental::record(&out, &tree)?;
-    let release = kernel_release(profile)?;
+    Ok(())
+}
+
+/// Record what `out` was built from and say what was built.
+fn finish(
+    src: PathBuf,
+    out: PathBuf,
+    tree: &TreeState,
+    image: PathBuf,
+    done: &str,
+    t0: Instant,
+) -> Result<Built> {
+    crate::incremental::record(&out, tree)?;
+    let release = release_of(&out)?;
     println!(
-        "[build] done in {}\n  image:   {}\n  release: {}",
+        "[build] {done} in {}\n  image:   {}\n  release: {}",
         crate::progress::fmt_duration(t0.elapsed()),
         image.display(),
         release
@@ -382,7 +423,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
 
 /// Make `out` safe to build from `src` (see incremental.rs), saying what
 /// was done; returns the tree's state to record after the build.
-fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::incremental::TreeState> {
+fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<TreeState> {
     use crate::incremental::Prepared;
     let (what, state) = crate::incremental::prepare(sh, src, out)?;
     match what {
@@ -401,11 +442,7 @@ fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::increm
     Ok(state)
 }
 
-/// The release string the build wrote (what `uname -r` will say).
-pub fn kernel_release(profile: Profile) -> Result<String> {
-    release_of(&build_dir(profile))
-}
-
+/// The release string the build in `out` wrote (what `uname -r` will say).
 fn release_of(out: &Path) -> Result<String> {
     let f = out.join("include/config/kernel.release");
     let r = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
@@ -522,29 +559,9 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
         &base_commit,
         Check::Strict(&what),
     )?;
-    let config = std::fs::read(out.join(".config"))?;
-    let key = stamp::hash(&[&config, base_commit.as_bytes(), b"bzImage"]);
-    let image = out.join("arch/x86/boot/bzImage");
-    let made = Stamp::new(out.join(".xtask-built"), key).run(image.exists(), || {
-        run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))
-    })?;
-    if !made {
-        println!("[build] base kernel is up to date");
-    }
-    crate::incremental::record(&out, &tree)?;
-    let release = release_of(&out)?;
-    println!(
-        "[build] base done in {}\n  image:   {}\n  release: {}",
-        crate::progress::fmt_duration(t0.elapsed()),
-        image.display(),
-        release
-    );
-    Ok(Built {
-        bzimage: image,
-        release,
-        build_dir: out,
-        src: base_tree,
-    })
+    make_bzimage(&base_tree, &out, &base_commit, "base", jobs, false)?;
+    let image = image_in(&out);
+    finish(base_tree, out, &tree, image, "base done", t0)
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use anyhow::Result;
 use xshell::Shell;
 
 use super::diag::parse_diags;
-use super::{configure, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
+use super::{configure, make, tail, Finding, PROFILE};
 use crate::git::git;
+use crate::kbuild::MakeResult;
 use crate::kernel::{self, kernel_dir};
 use crate::patches::trees::{Input, Trees, SERIES_BRANCH};
 use crate::progress::fmt_duration;
@@ -131,7 +132,8 @@ pub fn bisect(
             make(
                 &trees.series,
                 &out,
-                &[jobs_arg(jobs), "vmlinux".to_string()],
+                jobs,
+                vec!["vmlinux".to_string()],
                 &format!("bisect {}/{n}", i + 1),
             )
         },

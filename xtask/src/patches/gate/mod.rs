@@ -20,20 +20,18 @@ pub mod diag;
 pub mod kernel_doc;
 pub mod sparse;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{CheckArgs, GateCheck, Profile};
 use crate::git::git;
-use crate::kbuild::{self, Check};
+use crate::kbuild::{self, Check, Make, MakeResult, Stderr, Steps};
 use crate::kernel;
 use crate::patches::trees::{GateLock, Input, Trees};
-use crate::progress::{fmt_duration, Progress};
+use crate::progress::fmt_duration;
 
 /// The profile whose config the build checks use.
 pub(crate) const PROFILE: Profile = Profile::Fast;
@@ -171,73 +169,27 @@ pub(crate) fn configure(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
     kbuild::configure(sh, tree, out, &request, &tree_id, Check::Lenient)
 }
 
-pub(crate) struct MakeResult {
-    pub ok: bool,
-    pub stderr: String,
-}
-
-/// make in `tree` with O=`out`, progress from kbuild's step lines, stderr
-/// collected. Each make holds
+/// make in `tree` with O=`out`, stderr collected. Each make holds
 /// target/kernel/.lock, so it never runs beside another kernel build, and a
 /// long bisect lets other builds in between its steps.
-pub(crate) fn make(tree: &Path, out: &Path, args: &[String], label: &str) -> Result<MakeResult> {
+pub(crate) fn make(
+    tree: &Path,
+    out: &Path,
+    jobs: Option<usize>,
+    args: Vec<String>,
+    label: &str,
+) -> Result<MakeResult> {
     let _lock = kernel::TreeLock::acquire()?;
-    let cc = if crate::deps::which("ccache").is_some() {
-        "ccache gcc"
-    } else {
-        "gcc"
-    };
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(tree)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("CC={cc}"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    crate::kbuild::make_env(&mut cmd);
-    let count_file = out.join(format!(".xtask-steps-{}", label.replace([' ', '/'], "-")));
-    let expected = std::fs::read_to_string(&count_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let mut progress = Progress::new(label, expected);
-    let mut child = cmd.spawn().context("running make")?;
-    let stderr = child.stderr.take().unwrap();
-    let err_thread = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        progress.line(&line);
+    Make {
+        tree,
+        out,
+        jobs,
+        args,
+        label,
+        stderr: Stderr::Collect,
+        steps: Steps::PerLabel,
     }
-    let status = child.wait()?;
-    let stderr = err_thread.join().unwrap_or_default();
-    progress.finish();
-    if status.success() && progress.steps() > 0 {
-        std::fs::write(count_file, progress.steps().to_string())?;
-    }
-    Ok(MakeResult {
-        ok: status.success(),
-        stderr,
-    })
-}
-
-pub(crate) fn jobs_arg(jobs: Option<usize>) -> String {
-    format!(
-        "-j{}",
-        jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
-    )
+    .run()
 }
 
 pub(crate) fn tail(text: &str, n: usize) -> String {

@@ -6,7 +6,8 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use super::diag::{blame_findings, new_diags, parse_diags, Diag};
-use super::{configure, jobs_arg, make, tail, Finding, MakeResult, PROFILE};
+use super::{configure, make, tail, Finding, PROFILE};
+use crate::kbuild::MakeResult;
 use crate::patches::trees::{gate_dir, Input, Trees};
 
 /// Kernel objects for the touched .c files: not user-space programs,
@@ -32,10 +33,8 @@ fn checked_objects(
     which: &str,
 ) -> Result<(Vec<Diag>, Vec<String>, MakeResult)> {
     configure(sh, tree, out)?;
-    let common = vec![jobs_arg(jobs), "W=1".to_string()];
-    let mut prep = common.clone();
-    prep.push("prepare".into());
-    let r = make(tree, out, &prep, &format!("prepare {which}"))?;
+    let prep = vec!["W=1".to_string(), "prepare".to_string()];
+    let r = make(tree, out, jobs, prep, &format!("prepare {which}"))?;
     if !r.ok {
         bail!(
             "`make prepare` failed in {} for the {which} tree:\n{}",
@@ -46,10 +45,9 @@ fn checked_objects(
     for o in objects {
         let _ = std::fs::remove_file(out.join(o));
     }
-    let mut args = common;
-    args.extend(["-k".to_string(), "C=2".to_string()]);
+    let mut args = vec!["W=1".to_string(), "-k".to_string(), "C=2".to_string()];
     args.extend(objects.iter().cloned());
-    let r = make(tree, out, &args, &format!("sparse+W=1 {which}"))?;
+    let r = make(tree, out, jobs, args, &format!("sparse+W=1 {which}"))?;
     let built = objects
         .iter()
         .filter(|o| out.join(o).exists())
