@@ -19,7 +19,7 @@ use serde::Deserialize;
 use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
-use crate::git::{am_abort, blob_at_head, git, git_dir};
+use crate::git::{add_worktree, am_on_base, blob_at_head, git, git_dir, At};
 use crate::incremental::TreeState;
 use crate::kbuild::{self, Check, Make, Stderr, Steps};
 use crate::kconfig::Fragment;
@@ -223,28 +223,12 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
         }
     }
 
-    am_abort(sh, repo);
-    git(sh, repo)
-        .args(["reset", "-q", "--hard", "base"])
-        .run()?;
-    git(sh, repo).args(["clean", "-fdq"]).run()?;
-    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
-        let out = git(sh, repo)
-            .args(["am", "-q", "--no-3way", "--keep-cr"])
-            .arg(&path)
-            .quiet()
-            .ignore_status()
-            .output()?;
-        if !out.status.success() {
-            am_abort(sh, repo);
-            let reason = String::from_utf8_lossy(&out.stderr);
-            let reason = reason
-                .lines()
-                .filter(|l| !l.starts_with("hint:"))
-                .collect::<Vec<_>>()
-                .join("\n  ");
-            bail!("patches/{name} does not apply to the tree (base + the patches before it):\n  {reason}");
-        }
+    if let Err(e) = am_on_base(sh, repo, None, &series.paths(&patch_dir()))? {
+        bail!(
+            "patches/{} does not apply to the tree (base + the patches before it):\n  {}",
+            series.patches[e.index],
+            e.reason.join("\n  ")
+        );
     }
 
     let mut kept = 0;
@@ -507,20 +491,12 @@ fn base_worktree(sh: &Shell, src: &Path) -> Result<PathBuf> {
     if wt.exists() {
         std::fs::remove_dir_all(&wt)?;
     }
-    git(sh, src).args(["worktree", "prune"]).run()?;
     println!(
         "[base] checking out the unpatched base into {}",
         wt.display()
     );
-    git(sh, src)
-        .args(["worktree", "add", "-q", "--detach"])
-        .arg(&wt)
-        .arg("base")
-        .run()?;
-    let gd = git(sh, &wt)
-        .args(["rev-parse", "--absolute-git-dir"])
-        .read()?;
-    crate::incremental::mark_new_copy(Path::new(&gd))?;
+    add_worktree(sh, src, &wt, At::Base)?;
+    crate::incremental::mark_new_copy(&git_dir(sh, &wt)?)?;
     Ok(wt)
 }
 

@@ -18,7 +18,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::git::git;
+use crate::git::{add_worktree, git, At};
 use crate::kernel::{self, dev_dir, patch_dir};
 use series::Series;
 
@@ -68,12 +68,7 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
         }
     } else {
         println!("[patches] creating worktree {}", dev.display());
-        let _ = git(sh, &src).args(["worktree", "prune"]).run();
-        git(sh, &src)
-            .args(["worktree", "add", "-q", "--force", "-B", "dev"])
-            .arg(&dev)
-            .arg("base")
-            .run()?;
+        add_worktree(sh, &src, &dev, At::Branch("dev"))?;
     }
     kernel::apply_series(sh, &dev, &series, "uring-ipc-dev-series")?;
     let log = git(sh, &dev)

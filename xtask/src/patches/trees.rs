@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::git::{git, git_dir};
+use crate::git::{add_worktree, am_on_base, git, git_dir, At};
 use crate::kernel::{self, kernel_dir};
 use crate::patches::gate::Finding;
 use crate::patches::series::Series;
@@ -97,12 +97,7 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
     // `worktree add/prune` edit the shared repository's list of worktrees.
     let _lock = kernel::TreeLock::acquire()?;
     println!("[gate] creating worktree {} (a minute)", path.display());
-    let _ = git(sh, src).args(["worktree", "prune"]).run();
-    git(sh, src)
-        .args(["worktree", "add", "-q", "--force", "--detach"])
-        .arg(path)
-        .arg("base")
-        .run()?;
+    add_worktree(sh, src, path, At::Base)?;
     Ok(())
 }
 
@@ -148,43 +143,16 @@ impl Trees {
         } else {
             stamp.clear();
             println!("[gate] applying the series in {}", series.display());
-            let _ = git(sh, &series)
-                .args(["am", "--abort"])
-                .ignore_stderr()
-                .ignore_status()
-                .run();
-            git(sh, &series)
-                .args(["checkout", "-q", "-f", "-B", SERIES_BRANCH, "base"])
-                .run()?;
-            git(sh, &series).args(["clean", "-fdq"]).run()?;
-            for (name, path) in input
-                .series
-                .patches
-                .iter()
-                .zip(input.series.paths(&input.dir))
-            {
-                let out = git(sh, &series)
-                    .args(["am", "-q", "--no-3way", "--keep-cr"])
-                    .arg(&path)
-                    .ignore_status()
-                    .output()?;
-                if !out.status.success() {
-                    let _ = git(sh, &series)
-                        .args(["am", "--abort"])
-                        .ignore_stderr()
-                        .ignore_status()
-                        .run();
-                    let why = String::from_utf8_lossy(&out.stderr)
-                        .lines()
-                        .filter(|l| !l.starts_with("hint:"))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    return Ok(Err(Finding {
-                        patch: Some(input.show(name)),
-                        check: "apply",
-                        msg: format!("does not apply on base + the patches before it: {why}"),
-                    }));
-                }
+            let paths = input.series.paths(&input.dir);
+            if let Err(e) = am_on_base(sh, &series, Some(SERIES_BRANCH), &paths)? {
+                return Ok(Err(Finding {
+                    patch: Some(input.show(&input.series.patches[e.index])),
+                    check: "apply",
+                    msg: format!(
+                        "does not apply on base + the patches before it: {}",
+                        e.reason.join("; ")
+                    ),
+                }));
             }
             stamp.write()?;
         }
