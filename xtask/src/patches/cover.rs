@@ -17,7 +17,7 @@ use xshell::Shell;
 
 use crate::git::git;
 use crate::kernel;
-use crate::patches::trees::{Input, Trees};
+use crate::patches::trees::{Input, SeriesTrees};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,7 +211,7 @@ pub fn run(sh: &Shell) -> Result<()> {
 
     let src = kernel::prepare_base(sh)?;
     let _gate = crate::patches::trees::GateLock::acquire()?;
-    let trees = match Trees::prepare(sh, &src, &input)? {
+    let trees = match SeriesTrees::prepare(sh, &src, &input)? {
         Ok(t) => t,
         Err(f) => bail!("{f}"),
     };

@@ -1,6 +1,7 @@
-//! The gate's worktrees of target/kernel/src: the base and the series as
-//! one commit per patch, shared by the gate's tree checks and the cover
-//! letters.
+//! The series as git trees: worktrees of target/kernel/src under
+//! target/kernel/gate/ with the pristine base and with base + the series,
+//! one commit per patch. The gate's tree checks build and blame in them,
+//! the cover letters are written from them.
 
 use std::path::{Path, PathBuf};
 
@@ -45,8 +46,8 @@ impl Input {
     }
 }
 
-/// The two worktrees the tree-based checks use.
-pub struct Trees {
+/// The base and the series, each in a worktree of its own.
+pub struct SeriesTrees {
     pub base: PathBuf,
     pub series: PathBuf,
     /// (commit, patch file name), in series order.
@@ -101,11 +102,11 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-impl Trees {
+impl SeriesTrees {
     /// Worktrees ready at base and at the tip of the series. A patch that
     /// does not apply is a finding (Err inside Ok), not an error of the tool.
     /// The caller holds the GateLock.
-    pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<Trees, Finding>> {
+    pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<SeriesTrees, Finding>> {
         let base = gate_dir().join("base");
         let series = gate_dir().join("series");
         std::fs::create_dir_all(gate_dir())?;
@@ -179,7 +180,7 @@ impl Trees {
             .lines()
             .map(str::to_string)
             .collect();
-        Ok(Ok(Trees {
+        Ok(Ok(SeriesTrees {
             base,
             series,
             commits,

@@ -11,7 +11,7 @@ use super::{configure, make, tail, Finding, PROFILE};
 use crate::git::git;
 use crate::kbuild::MakeResult;
 use crate::kernel::{self, kernel_dir};
-use crate::patches::trees::{Input, Trees, SERIES_BRANCH};
+use crate::patches::trees::{Input, SeriesTrees, SERIES_BRANCH};
 use crate::progress::fmt_duration;
 
 pub fn bisect_dir() -> PathBuf {
@@ -96,7 +96,7 @@ fn build_prefixes(
 /// request are not built again.
 pub fn bisect(
     sh: &Shell,
-    trees: &Trees,
+    trees: &SeriesTrees,
     input: &Input,
     jobs: Option<usize>,
 ) -> Result<(Vec<Finding>, String)> {

@@ -10,9 +10,9 @@ use xshell::Shell;
 
 use super::Finding;
 use crate::git::git;
-use crate::patches::trees::{Input, Trees};
+use crate::patches::trees::{Input, SeriesTrees};
 
-impl Trees {
+impl SeriesTrees {
     /// The patch that last wrote `line` of `file` in the series tree, or
     /// None when the line comes from the base (or cannot be blamed).
     fn blame(&self, sh: &Shell, file: &str, line: usize) -> Option<String> {
@@ -116,7 +116,7 @@ pub fn new_diags(old: &[Diag], new: &[Diag]) -> Vec<Diag> {
 
 pub fn blame_findings(
     sh: &Shell,
-    trees: &Trees,
+    trees: &SeriesTrees,
     input: &Input,
     check: &'static str,
     diags: &[Diag],

@@ -7,7 +7,7 @@ use xshell::{cmd, Shell};
 
 use super::diag::{blame_findings, new_diags, parse_diags, Diag};
 use super::Finding;
-use crate::patches::trees::{Input, Trees};
+use crate::patches::trees::{Input, SeriesTrees};
 
 fn kernel_doc_diags(sh: &Shell, tree: &Path, file: &str) -> Result<Vec<Diag>> {
     let _d = sh.push_dir(tree);
@@ -23,7 +23,7 @@ fn kernel_doc_diags(sh: &Shell, tree: &Path, file: &str) -> Result<Vec<Diag>> {
 
 /// kernel-doc -none -Wall on every .c/.h the series touches, in the base
 /// and the patched tree.
-pub fn kernel_doc(sh: &Shell, trees: &Trees, input: &Input) -> Result<(Vec<Finding>, usize)> {
+pub fn kernel_doc(sh: &Shell, trees: &SeriesTrees, input: &Input) -> Result<(Vec<Finding>, usize)> {
     let files: Vec<&String> = trees
         .touched
         .iter()

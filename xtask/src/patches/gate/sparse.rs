@@ -8,7 +8,7 @@ use xshell::Shell;
 use super::diag::{blame_findings, new_diags, parse_diags, Diag};
 use super::{configure, make, tail, Finding, PROFILE};
 use crate::kbuild::MakeResult;
-use crate::patches::trees::{gate_dir, Input, Trees};
+use crate::patches::trees::{gate_dir, Input, SeriesTrees};
 
 /// Kernel objects for the touched .c files: not user-space programs,
 /// documentation or host tools.
@@ -58,7 +58,7 @@ fn checked_objects(
 
 pub fn sparse_w1(
     sh: &Shell,
-    trees: &Trees,
+    trees: &SeriesTrees,
     input: &Input,
     jobs: Option<usize>,
 ) -> Result<(Vec<Finding>, String)> {
