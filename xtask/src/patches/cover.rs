@@ -210,7 +210,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     );
 
     let src = kernel::prepare_base(sh)?;
-    let _gate = crate::patches::trees::GateLock::acquire()?;
+    let _trees = crate::patches::trees::lock()?;
     let trees = match SeriesTrees::prepare(sh, &src, &input)? {
         Ok(t) => t,
         Err(f) => bail!("{f}"),

@@ -10,6 +10,7 @@ use xshell::Shell;
 
 use crate::git::{add_worktree, am_on_base, git, git_dir, At};
 use crate::kernel::{self, kernel_dir};
+use crate::lock::FileLock;
 use crate::patches::gate::Finding;
 use crate::patches::series::Series;
 use crate::stamp::Stamp;
@@ -44,6 +45,11 @@ impl Input {
             .map(|r| r.display().to_string())
             .unwrap_or_else(|_| p.display().to_string())
     }
+
+    /// Each patch's name and file, in series order.
+    pub fn files(&self) -> impl Iterator<Item = (&String, PathBuf)> {
+        self.series.patches.iter().zip(self.series.paths(&self.dir))
+    }
 }
 
 /// The base and the series, each in a worktree of its own.
@@ -60,24 +66,18 @@ pub fn gate_dir() -> PathBuf {
     kernel_dir().join("gate")
 }
 
-/// Held by one xtask at a time for as long as it uses the gate's
-/// worktrees (a bisect moves the series worktree from commit to commit).
-/// Separate from target/kernel/.lock, which only covers single builds.
-pub struct GateLock {
-    _lock: crate::lock::FileLock,
-}
-
-impl GateLock {
-    pub fn acquire() -> Result<GateLock> {
-        crate::lock::FileLock::acquire(
-            &gate_dir().join(".lock"),
-            &format!(
-                "[gate] another xtask is using {}; waiting for it",
-                gate_dir().display()
-            ),
-        )
-        .map(|l| GateLock { _lock: l })
-    }
+/// The lock on the series trees, held by one xtask at a time for as long
+/// as it uses them (a bisect moves the series worktree from commit to
+/// commit). Separate from target/kernel/.lock, which only covers single
+/// builds. Released when dropped.
+pub fn lock() -> Result<FileLock> {
+    FileLock::acquire(
+        &gate_dir().join(".lock"),
+        &format!(
+            "[gate] another xtask is using {}; waiting for it",
+            gate_dir().display()
+        ),
+    )
 }
 
 /// A worktree of `src` at `path`, recreated when it belongs to an older
@@ -105,7 +105,7 @@ fn ensure_worktree(sh: &Shell, src: &Path, path: &Path) -> Result<()> {
 impl SeriesTrees {
     /// Worktrees ready at base and at the tip of the series. A patch that
     /// does not apply is a finding (Err inside Ok), not an error of the tool.
-    /// The caller holds the GateLock.
+    /// The caller holds `lock()`.
     pub fn prepare(sh: &Shell, src: &Path, input: &Input) -> Result<Result<SeriesTrees, Finding>> {
         let base = gate_dir().join("base");
         let series = gate_dir().join("series");

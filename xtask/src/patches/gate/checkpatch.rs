@@ -13,12 +13,7 @@ use crate::patches::trees::Input;
 pub fn checkpatch(sh: &Shell, src: &Path, input: &Input) -> Result<Vec<Finding>> {
     let script = src.join("scripts/checkpatch.pl");
     let mut out = Vec::new();
-    for (name, path) in input
-        .series
-        .patches
-        .iter()
-        .zip(input.series.paths(&input.dir))
-    {
+    for (name, path) in input.files() {
         let _d = sh.push_dir(src);
         let res = cmd!(
             sh,
@@ -62,12 +57,7 @@ pub fn checkpatch_findings(output: &str) -> usize {
 
 pub fn format_check(input: &Input) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
-    for (name, path) in input
-        .series
-        .patches
-        .iter()
-        .zip(input.series.paths(&input.dir))
-    {
+    for (name, path) in input.files() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let problems = crate::patches::mail::check(&text);

@@ -30,7 +30,7 @@ use crate::flags::{CheckArgs, GateCheck, Profile};
 use crate::git::git;
 use crate::kbuild::{self, Check, Make, MakeResult, Stderr, Steps};
 use crate::kernel;
-use crate::patches::trees::{GateLock, Input, SeriesTrees};
+use crate::patches::trees::{self, Input, SeriesTrees};
 use crate::progress::fmt_duration;
 
 /// The profile whose config the build checks use.
@@ -111,7 +111,7 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
         )
     });
     if needs_trees {
-        let _gate = GateLock::acquire()?;
+        let _trees = trees::lock()?;
         match SeriesTrees::prepare(sh, &src, &input)? {
             Err(f) => record("apply", vec![f], "later checks not run".into()),
             Ok(trees) => {
