@@ -34,7 +34,7 @@ use crate::patches::trees::{self, Input, SeriesTrees};
 use crate::progress::fmt_duration;
 
 /// The profile whose config the build checks use.
-pub(crate) const PROFILE: Profile = Profile::Fast;
+const PROFILE: Profile = Profile::Fast;
 
 /// One thing the gate found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,13 +157,13 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
     )
 }
 
-// ------------------------------------------------------------------- builds
+// ------------------------------------------- builds in the trees, for the checks
 
 /// tinyconfig + the profile's fragments + olddefconfig in `out` for `tree`
 /// as it is checked out. Unlike `build-kernel`, options the tree's Kconfig
 /// does not offer are fine: the base and early prefixes of the series lack
 /// the options later patches add.
-pub(crate) fn configure(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
+fn configure(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
     let request = kernel::merged_fragment(PROFILE)?;
     let tree_id = git(sh, tree).args(["rev-parse", "HEAD^{tree}"]).read()?;
     kbuild::configure(sh, tree, out, &request, &tree_id, Check::Lenient)
@@ -172,7 +172,7 @@ pub(crate) fn configure(sh: &Shell, tree: &Path, out: &Path) -> Result<()> {
 /// make in `tree` with O=`out`, stderr collected. Each make holds
 /// target/kernel/.lock, so it never runs beside another kernel build, and a
 /// long bisect lets other builds in between its steps.
-pub(crate) fn make(
+fn make(
     tree: &Path,
     out: &Path,
     jobs: Option<usize>,
@@ -192,7 +192,8 @@ pub(crate) fn make(
     .run()
 }
 
-pub(crate) fn tail(text: &str, n: usize) -> String {
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
