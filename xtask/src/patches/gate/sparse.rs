@@ -21,17 +21,17 @@ pub fn kernel_objects(touched: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Build `objects` with sparse (C=2, every file checked) and W=1 in `out`;
-/// returns the diagnostics, the objects that were built and whether make
-/// succeeded.
+/// Build `objects` of the `which` tree with sparse (C=2, every file
+/// checked) and W=1 in the gate's build-`which`; returns the diagnostics,
+/// the objects that were built and whether make succeeded.
 fn checked_objects(
     sh: &Shell,
     tree: &Path,
-    out: &Path,
     objects: &[String],
     jobs: Option<usize>,
     which: &str,
 ) -> Result<(Vec<Diag>, Vec<String>, MakeResult)> {
+    let out = &gate_dir().join(format!("build-{which}"));
     configure(sh, tree, out)?;
     let prep = vec!["W=1".to_string(), "prepare".to_string()];
     let r = make(tree, out, jobs, prep, &format!("prepare {which}"))?;
@@ -91,23 +91,8 @@ pub fn sparse_w1(
         objects.join(" "),
         base_objects.len()
     );
-    let gd = gate_dir();
-    let (old, _, _) = checked_objects(
-        sh,
-        &trees.base,
-        &gd.join("build-base"),
-        &base_objects,
-        jobs,
-        "base",
-    )?;
-    let (new, built, r) = checked_objects(
-        sh,
-        &trees.series,
-        &gd.join("build-series"),
-        &objects,
-        jobs,
-        "series",
-    )?;
+    let (old, _, _) = checked_objects(sh, &trees.base, &base_objects, jobs, "base")?;
+    let (new, built, r) = checked_objects(sh, &trees.series, &objects, jobs, "series")?;
     let mut out = Vec::new();
     let skipped: Vec<&String> = objects.iter().filter(|o| !built.contains(o)).collect();
     let errors: Vec<&Diag> = new.iter().filter(|d| d.kind == "error").collect();
