@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use crate::kernel::git;
+use crate::git::{git, git_dir};
 
 /// File in a build directory: what it was last built from.
 const RECORD: &str = ".xtask-tree";
@@ -94,13 +94,6 @@ pub fn mark_new_copy(git_dir: &Path) -> Result<()> {
     let id = format!("{nanos:x}-{:x}", std::process::id());
     std::fs::write(git_dir.join(INSTANCE), id)?;
     Ok(())
-}
-
-fn git_dir(sh: &Shell, tree: &Path) -> Result<std::path::PathBuf> {
-    Ok(git(sh, tree)
-        .args(["rev-parse", "--absolute-git-dir"])
-        .read()?
-        .into())
 }
 
 /// The state of `tree` (HEAD against the `base` tag). A tree made before

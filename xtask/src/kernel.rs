@@ -11,24 +11,21 @@
 //!   build-base/    the unpatched base kernel (fast profile, `regress`)
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, Profile};
+use crate::git::{add_worktree, am_on_base, blob_at_head, git, git_dir, At};
+use crate::incremental::TreeState;
+use crate::kbuild::{self, Check, Make, Stderr, Steps};
 use crate::kconfig::Fragment;
-use crate::progress::Progress;
-use crate::series::Series;
+use crate::patches::series::Series;
+use crate::stamp::{self, Stamp};
 
-/// Identity used for commits the workspace makes itself (base, `git am`).
-pub const GIT_NAME: &str = "uring-ipc xtask";
-pub const GIT_EMAIL: &str = "xtask@uring-ipc.invalid";
 /// Marks a finished base tree; the name changes whenever the way the base
 /// tree is made changes, so older trees are rebuilt.
 const BASE_STAMP: &str = ".git/uring-ipc-base-v2";
@@ -87,7 +84,10 @@ pub fn build_dir(profile: Profile) -> PathBuf {
     kernel_dir().join(format!("build-{}", profile.name()))
 }
 pub fn bzimage(profile: Profile) -> PathBuf {
-    build_dir(profile).join("arch/x86/boot/bzImage")
+    image_in(&build_dir(profile))
+}
+fn image_in(out: &Path) -> PathBuf {
+    out.join("arch/x86/boot/bzImage")
 }
 
 /// The result of a successful build.
@@ -100,35 +100,13 @@ pub struct Built {
     pub src: PathBuf,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_str(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    hex(&h.finalize())
-}
-
-pub fn git<'a>(sh: &'a Shell, repo: &Path) -> xshell::Cmd<'a> {
-    cmd!(
-        sh,
-        "git -C {repo} -c user.name={GIT_NAME} -c user.email={GIT_EMAIL}"
-    )
-    .quiet()
-}
-
 /// Download the pinned package, verify the tarball, extract a git tree with
 /// the pristine source as commit `base`. Idempotent: a tree already made from
 /// the same tarball is reused as it is.
 pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     let base = BaseSource::load()?;
     let src = src_dir();
-    let stamp = src.join(BASE_STAMP);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(base.sha256.as_str()) {
+    if Stamp::new(src.join(BASE_STAMP), &base.sha256).holds() {
         return Ok(src);
     }
     let t0 = Instant::now();
@@ -190,7 +168,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
         .run()?;
     git(sh, &tmp).args(["tag", "base"]).run()?;
     crate::incremental::mark_new_copy(&tmp.join(".git"))?;
-    std::fs::write(tmp.join(BASE_STAMP), &base.sha256)?;
+    Stamp::new(tmp.join(BASE_STAMP), &base.sha256).write()?;
     if src.exists() {
         std::fs::remove_dir_all(&src)?;
     }
@@ -210,48 +188,17 @@ fn strip_debian_gitignore(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The blob id of `path` in HEAD.
-fn blob_at_head(sh: &Shell, repo: &Path, path: &str) -> xshell::Result<String> {
-    git(sh, repo)
-        .arg("rev-parse")
-        .arg(format!("HEAD:{path}"))
-        .ignore_stderr()
-        .read()
-}
-
-/// Abort a `git am` in progress, if any.
-fn am_abort(sh: &Shell, repo: &Path) {
-    let _ = git(sh, repo)
-        .args(["am", "--abort"])
-        .ignore_stderr()
-        .ignore_status()
-        .run();
-}
-
-/// Hash identifying a series: names and contents of every patch, in order.
-pub fn series_hash(series: &Series) -> Result<String> {
-    let mut parts: Vec<Vec<u8>> = Vec::new();
-    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
-        parts.push(name.as_bytes().to_vec());
-        parts.push(std::fs::read(&path)?);
-    }
-    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-    Ok(sha256_str(&refs))
-}
-
 /// Apply the series to `repo` (reset to `base` first). Strict: the first
 /// patch that does not apply stops everything, named, with git's reason.
 ///
 /// Files whose content ends up the same as before keep their mtime, so make
 /// rebuilds only what a changed patch really changed.
 pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) -> Result<bool> {
-    let hash = series_hash(series)?;
-    let git_dir = git(sh, repo)
-        .args(["rev-parse", "--absolute-git-dir"])
-        .quiet()
-        .read()?;
-    let stamp = PathBuf::from(git_dir).join(stamp_name);
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(hash.as_str()) {
+    let stamp = Stamp::new(
+        git_dir(sh, repo)?.join(stamp_name),
+        series.hash(&patch_dir())?,
+    );
+    if stamp.holds() {
         let dirty = git(sh, repo)
             .args(["status", "--porcelain"])
             .quiet()
@@ -260,7 +207,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
             return Ok(false);
         }
     }
-    let _ = std::fs::remove_file(&stamp);
+    stamp.clear();
 
     // Remember content and mtime of every file the old series touched.
     let touched = git(sh, repo)
@@ -276,28 +223,12 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
         }
     }
 
-    am_abort(sh, repo);
-    git(sh, repo)
-        .args(["reset", "-q", "--hard", "base"])
-        .run()?;
-    git(sh, repo).args(["clean", "-fdq"]).run()?;
-    for (name, path) in series.patches.iter().zip(series.paths(&patch_dir())) {
-        let out = git(sh, repo)
-            .args(["am", "-q", "--no-3way", "--keep-cr"])
-            .arg(&path)
-            .quiet()
-            .ignore_status()
-            .output()?;
-        if !out.status.success() {
-            am_abort(sh, repo);
-            let reason = String::from_utf8_lossy(&out.stderr);
-            let reason = reason
-                .lines()
-                .filter(|l| !l.starts_with("hint:"))
-                .collect::<Vec<_>>()
-                .join("\n  ");
-            bail!("patches/{name} does not apply to the tree (base + the patches before it):\n  {reason}");
-        }
+    if let Err(e) = am_on_base(sh, repo, None, &series.paths(&patch_dir()))? {
+        bail!(
+            "patches/{} does not apply to the tree (base + the patches before it):\n  {}",
+            series.patches[e.index],
+            e.reason.join("\n  ")
+        );
     }
 
     let mut kept = 0;
@@ -315,7 +246,7 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
             before.len()
         );
     }
-    std::fs::write(&stamp, &hash)?;
+    stamp.write()?;
     Ok(true)
 }
 
@@ -341,61 +272,14 @@ pub fn merged_fragment(profile: Profile) -> Result<Fragment> {
 }
 
 fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Result<()> {
-    configure_dir(
+    kbuild::configure(
         sh,
         src,
         &build_dir(profile),
         &merged_fragment(profile)?,
-        &fragment_names(profile),
         series_hash,
+        Check::Strict(&fragment_names(profile)),
     )
-}
-
-/// tinyconfig + `request` in `out`, verified; skipped when `request` and
-/// `tree_key` (what identifies the source) are those of the last run.
-fn configure_dir(
-    sh: &Shell,
-    src: &Path,
-    out: &Path,
-    request: &Fragment,
-    what: &str,
-    tree_key: &str,
-) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    let key = sha256_str(&[request.render().as_bytes(), tree_key.as_bytes()]);
-    let stamp = out.join(".xtask-config");
-    let config = out.join(".config");
-    if config.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
-        return Ok(());
-    }
-    let _ = std::fs::remove_file(&stamp);
-    println!("[config] tinyconfig + {what}");
-    let o = format!("O={}", out.display());
-    cmd!(sh, "make -s -C {src} {o} tinyconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let tiny = std::fs::read_to_string(&config)?;
-    std::fs::write(&config, request.apply_to(&tiny))?;
-    cmd!(sh, "make -s -C {src} {o} olddefconfig")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    let fin = std::fs::read_to_string(&config)?;
-    let bad = request.verify(&fin);
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad
-            .iter()
-            .map(|(k, want, got)| format!("  {k}: requested {want}, got {got}"))
-            .collect();
-        bail!(
-            "Kconfig did not keep these options (a dependency is missing or they \
-             are not user-settable); fix kernel-config/:\n{}",
-            lines.join("\n")
-        );
-    }
-    std::fs::write(&stamp, key)?;
-    Ok(())
 }
 
 fn fragment_names(profile: Profile) -> String {
@@ -404,30 +288,6 @@ fn fragment_names(profile: Profile) -> String {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" + ")
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-}
-
-/// Environment for reproducible, ccache-friendly kernel builds.
-pub(crate) fn make_env(cmd: &mut Command) {
-    cmd.env("KBUILD_BUILD_USER", "uring-ipc")
-        .env("KBUILD_BUILD_HOST", "xtask")
-        .env("KBUILD_BUILD_TIMESTAMP", "2025-01-01")
-        // Set (even empty) LOCALVERSION stops setlocalversion from appending
-        // "+" for a git tree that is not at a release tag.
-        .env("LOCALVERSION", "")
-        .env("CCACHE_BASEDIR", crate::project_root())
-        .env("CCACHE_NOHASHDIR", "1")
-        .env(
-            "CCACHE_SLOPPINESS",
-            "time_macros,include_file_mtime,include_file_ctime",
-        )
-        .env_remove("ARCH")
-        .env_remove("CROSS_COMPILE");
 }
 
 /// Held while the shared source tree or a build directory changes: two
@@ -472,33 +332,67 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
         if series.patches.len() == 1 { "" } else { "es" },
         if changed { " applied" } else { " (unchanged)" }
     );
-    let shash = series_hash(&series)?;
+    let shash = series.hash(&patch_dir())?;
     let out = build_dir(profile);
     let tree = prepare_build_dir(sh, &src, &out)?;
     configure(sh, &src, profile, &shash)?;
 
+    make_bzimage(&src, &out, &shash, profile.name(), args.jobs, args.force)?;
+    finish(src, out, &tree, bzimage(profile), "done", t0)
+}
+
+/// make bzImage in `out`, unless it was made before from this .config and
+/// `source` (what identifies the tree) and `force` is not set. `name`
+/// names the kernel in messages.
+fn make_bzimage(
+    src: &Path,
+    out: &Path,
+    source: &str,
+    name: &str,
+    jobs: Option<usize>,
+    force: bool,
+) -> Result<()> {
     let config = std::fs::read(out.join(".config"))?;
-    let key = sha256_str(&[&config, shash.as_bytes(), b"bzImage"]);
-    let stamp = out.join(".xtask-built");
-    let image = bzimage(profile);
-    let up_to_date =
-        image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str());
-    if up_to_date && !args.force {
-        println!("[build] {} kernel is up to date", profile.name());
-    } else {
-        let _ = std::fs::remove_file(&stamp);
-        run_make(
-            &src,
-            &out,
-            profile.name(),
-            args.jobs.unwrap_or_else(default_jobs),
-        )?;
-        std::fs::write(&stamp, key)?;
+    let key = stamp::hash(&[&config, source.as_bytes(), b"bzImage"]);
+    let kept = image_in(out).exists() && !force;
+    let made = Stamp::new(out.join(".xtask-built"), key).run(kept, || {
+        let jobs = kbuild::jobs(jobs);
+        println!(
+            "[build] make -j{jobs} bzImage (CC={}) in {}",
+            kbuild::cc(),
+            out.display()
+        );
+        Make {
+            tree: src,
+            out,
+            jobs: Some(jobs),
+            args: vec!["bzImage".into()],
+            label: &format!("build {name}"),
+            stderr: Stderr::Echo,
+            steps: Steps::FullBuild,
+        }
+        .run()
+        .map(drop)
+    })?;
+    if !made {
+        println!("[build] {name} kernel is up to date");
     }
-    crate::incremental::record(&out, &tree)?;
-    let release = kernel_release(profile)?;
+    Ok(())
+}
+
+/// Record what `out` was built from and say what was built.
+fn finish(
+    src: PathBuf,
+    out: PathBuf,
+    tree: &TreeState,
+    image: PathBuf,
+    done: &str,
+    t0: Instant,
+) -> Result<Built> {
+    crate::incremental::record(&out, tree)?;
+    let release = release_of(&out)?;
     println!(
-        "[build] done in {}\n  image:   {}\n  release: {}",
+        "[build] {done} in {}\n  image:   {}\n  release: {}",
         crate::progress::fmt_duration(t0.elapsed()),
         image.display(),
         release
@@ -513,7 +407,7 @@ pub fn build(sh: &Shell, args: &BuildArgs) -> Result<Built> {
 
 /// Make `out` safe to build from `src` (see incremental.rs), saying what
 /// was done; returns the tree's state to record after the build.
-fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::incremental::TreeState> {
+fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<TreeState> {
     use crate::incremental::Prepared;
     let (what, state) = crate::incremental::prepare(sh, src, out)?;
     match what {
@@ -532,75 +426,11 @@ fn prepare_build_dir(sh: &Shell, src: &Path, out: &Path) -> Result<crate::increm
     Ok(state)
 }
 
-/// The release string the build wrote (what `uname -r` will say).
-pub fn kernel_release(profile: Profile) -> Result<String> {
-    release_of(&build_dir(profile))
-}
-
+/// The release string the build in `out` wrote (what `uname -r` will say).
 fn release_of(out: &Path) -> Result<String> {
     let f = out.join("include/config/kernel.release");
     let r = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
     Ok(r.trim().to_string())
-}
-
-fn run_make(src: &Path, out: &Path, label: &str, jobs: usize) -> Result<()> {
-    let cc = if crate::deps::which("ccache").is_some() {
-        "ccache gcc"
-    } else {
-        "gcc"
-    };
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(src)
-        .arg(format!("O={}", out.display()))
-        .arg(format!("-j{jobs}"))
-        .arg(format!("CC={cc}"))
-        .arg("bzImage")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    make_env(&mut cmd);
-    let count_file = out.join(".xtask-steps");
-    let expected = std::fs::read_to_string(&count_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok());
-    let mut progress = Progress::new(&format!("build {label}"), expected);
-    println!(
-        "[build] make -j{jobs} bzImage (CC={cc}) in {}",
-        out.display()
-    );
-    let mut child = cmd.spawn().context("running make")?;
-    let stderr = child.stderr.take().unwrap();
-    // Compiler diagnostics go to stderr: show them as they come.
-    let err_thread = std::thread::spawn(move || {
-        let mut tail: Vec<String> = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            tail.push(line);
-            if tail.len() > 200 {
-                tail.remove(0);
-            }
-        }
-        tail
-    });
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        progress.line(&line);
-    }
-    let status = child.wait()?;
-    let _ = err_thread.join();
-    progress.finish();
-    if !status.success() {
-        bail!("kernel build failed ({status}); the compiler's messages are above");
-    }
-    // Remember the size of a full build, for the next one's percentage.
-    if expected.map_or(progress.steps() > 100, |e: u64| {
-        progress.steps() * 10 >= e * 8
-    }) {
-        std::fs::write(count_file, progress.steps().to_string())?;
-    }
-    Ok(())
 }
 
 /// Release suffix of the unpatched kernel, so no result can be mistaken for
@@ -661,20 +491,12 @@ fn base_worktree(sh: &Shell, src: &Path) -> Result<PathBuf> {
     if wt.exists() {
         std::fs::remove_dir_all(&wt)?;
     }
-    git(sh, src).args(["worktree", "prune"]).run()?;
     println!(
         "[base] checking out the unpatched base into {}",
         wt.display()
     );
-    git(sh, src)
-        .args(["worktree", "add", "-q", "--detach"])
-        .arg(&wt)
-        .arg("base")
-        .run()?;
-    let gd = git(sh, &wt)
-        .args(["rev-parse", "--absolute-git-dir"])
-        .read()?;
-    crate::incremental::mark_new_copy(Path::new(&gd))?;
+    add_worktree(sh, src, &wt, At::Base)?;
+    crate::incremental::mark_new_copy(&git_dir(sh, &wt)?)?;
     Ok(wt)
 }
 
@@ -705,32 +527,17 @@ pub fn build_base(sh: &Shell, jobs: Option<usize>) -> Result<Built> {
     );
     let out = base_build_dir();
     let tree = prepare_build_dir(sh, &base_tree, &out)?;
-    configure_dir(sh, &base_tree, &out, &request, &what, &base_commit)?;
-    let config = std::fs::read(out.join(".config"))?;
-    let key = sha256_str(&[&config, base_commit.as_bytes(), b"bzImage"]);
-    let stamp = out.join(".xtask-built");
-    let image = out.join("arch/x86/boot/bzImage");
-    if image.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
-        println!("[build] base kernel is up to date");
-    } else {
-        let _ = std::fs::remove_file(&stamp);
-        run_make(&base_tree, &out, "base", jobs.unwrap_or_else(default_jobs))?;
-        std::fs::write(&stamp, key)?;
-    }
-    crate::incremental::record(&out, &tree)?;
-    let release = release_of(&out)?;
-    println!(
-        "[build] base done in {}\n  image:   {}\n  release: {}",
-        crate::progress::fmt_duration(t0.elapsed()),
-        image.display(),
-        release
-    );
-    Ok(Built {
-        bzimage: image,
-        release,
-        build_dir: out,
-        src: base_tree,
-    })
+    kbuild::configure(
+        sh,
+        &base_tree,
+        &out,
+        &request,
+        &base_commit,
+        Check::Strict(&what),
+    )?;
+    make_bzimage(&base_tree, &out, &base_commit, "base", jobs, false)?;
+    let image = image_in(&out);
+    finish(base_tree, out, &tree, image, "base done", t0)
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! `cargo xtask`: build the patched kernel, boot it, run the selftests.
 
 mod bench;
-mod cover;
 mod deps;
 mod fetch;
 mod flags;
-mod gate;
+mod git;
 mod guest;
 mod incremental;
+mod kbuild;
 mod kconfig;
 mod kernel;
 mod kselftest;
@@ -15,12 +15,11 @@ mod ktap;
 mod liburing;
 mod lock;
 mod patches;
-mod patchfmt;
 mod postmortem;
 mod progress;
 mod regress;
-mod series;
 mod splat;
+mod stamp;
 mod test;
 mod trace;
 mod uapi;

@@ -473,11 +473,7 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
     let list = ListFile::load()?;
     let t_start = Instant::now();
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = crate::kbuild::jobs(args.jobs);
     let suites: Vec<Suite> = if args.suite.is_empty() {
         vec![Suite::Liburing, Suite::Mqueue]
     } else {

@@ -4,7 +4,13 @@
 //! apply  -> target/kernel/dev, a git worktree: base + one commit per patch
 //! (edit, `git commit --amend` or `git rebase -i base`, add commits) ->
 //! export -> patches/*.patch + patches/series -> check (the pre-submission
-//! gate, gate.rs) -> cover-letter (cover.rs).
+//! gate, gate/) -> cover-letter (cover.rs).
+
+pub mod cover;
+pub mod gate;
+pub mod mail;
+pub mod series;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +18,17 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::kernel::{self, dev_dir, git, patch_dir};
-use crate::series::Series;
+use crate::git::{add_worktree, git, At};
+use crate::kernel::{self, dev_dir, patch_dir};
+use series::Series;
 
 pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Build)?;
     match args.cmd {
         PatchesCmd::Apply { force } => apply(sh, force),
         PatchesCmd::Export => export(sh),
-        PatchesCmd::Check(ref a) => crate::gate::run(sh, a),
-        PatchesCmd::CoverLetter => crate::cover::run(sh),
+        PatchesCmd::Check(ref a) => gate::run(sh, a),
+        PatchesCmd::CoverLetter => cover::run(sh),
     }
 }
 
@@ -61,12 +68,7 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
         }
     } else {
         println!("[patches] creating worktree {}", dev.display());
-        let _ = git(sh, &src).args(["worktree", "prune"]).run();
-        git(sh, &src)
-            .args(["worktree", "add", "-q", "--force", "-B", "dev"])
-            .arg(&dev)
-            .arg("base")
-            .run()?;
+        add_worktree(sh, &src, &dev, At::Branch("dev"))?;
     }
     kernel::apply_series(sh, &dev, &series, "uring-ipc-dev-series")?;
     let log = git(sh, &dev)

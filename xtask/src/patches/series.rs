@@ -59,6 +59,18 @@ impl Series {
         self.patches.iter().map(|p| patch_dir.join(p)).collect()
     }
 
+    /// What identifies the series in `patch_dir` for a stamp: the names
+    /// and contents of its patches, in order.
+    pub fn hash(&self, patch_dir: &Path) -> Result<String> {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        for (name, path) in self.patches.iter().zip(self.paths(patch_dir)) {
+            parts.push(name.as_bytes().to_vec());
+            parts.push(std::fs::read(&path)?);
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        Ok(crate::stamp::hash(&refs))
+    }
+
     pub fn render(&self) -> String {
         let mut s = String::from(
             "# Applied in order with `git am` on top of the base kernel (patches/base.toml).\n\

@@ -15,8 +15,9 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use xshell::Shell;
 
-use crate::gate::{Input, Trees};
-use crate::kernel::{self, git};
+use crate::git::git;
+use crate::kernel;
+use crate::patches::trees::{Input, SeriesTrees};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,8 +181,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     let mut authors = Vec::new();
     for p in input.series.paths(&input.dir) {
         let text = std::fs::read_to_string(&p)?;
-        let mail =
-            crate::patchfmt::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        let mail = crate::patches::mail::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         subjects.push(mail.subject);
         authors.push(mail.from);
     }
@@ -209,8 +210,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     );
 
     let src = kernel::prepare_base(sh)?;
-    let _gate = crate::gate::GateLock::acquire()?;
-    let trees = match Trees::prepare(sh, &src, &input)? {
+    let _trees = crate::patches::trees::lock()?;
+    let trees = match SeriesTrees::prepare(sh, &src, &input)? {
         Ok(t) => t,
         Err(f) => bail!("{f}"),
     };
