@@ -197,7 +197,7 @@ pub struct TestArgs {
     pub filter: Option<String>,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct GuestRunArgs {
     /// Directory (shared with the host) for per-binary output and kernel logs.
     #[arg(long)]

@@ -9,16 +9,17 @@
 //! and turned into a one-case KTAP document, `<name>.ktap`, judged by the
 //! exit status.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::flags::GuestRunArgs;
+use crate::vm::{End, Line, Session, Stream};
 
 /// How a test binary reports its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -150,6 +151,24 @@ pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &str) -> 
     doc
 }
 
+/// The guest's command line that runs `guest-run` (the copy of xtask at
+/// `xtask`) with `args`: the one place its arguments are spelled out.
+pub fn command_line(xtask: &Path, args: &GuestRunArgs) -> Vec<String> {
+    let mut v = vec![
+        xtask.display().to_string(),
+        "guest-run".to_string(),
+        "--results".to_string(),
+        args.results.display().to_string(),
+        "--timeout".to_string(),
+        args.timeout.to_string(),
+    ];
+    if let Some(m) = &args.manifest {
+        v.extend(["--manifest".to_string(), m.display().to_string()]);
+    }
+    v.extend(args.binaries.iter().map(|b| b.display().to_string()));
+    v
+}
+
 /// File in the results directory naming the test that is running.
 pub const RUNNING: &str = "running";
 
@@ -262,67 +281,49 @@ fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)>
         Convention::Ktap => ktap_path.clone(),
         _ => raw_path.clone(),
     };
-    let out_file = std::fs::File::create(&raw_out)?;
-    let err_file = out_file.try_clone()?;
+    let mut out_file = std::fs::File::create(&raw_out)?;
     let scratch = t
         .scratch
         .then(|| std::env::temp_dir().join(format!("uring-ipc-{name}")));
     let mut command = Command::new(&t.path);
-    command
-        .args(&t.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    command.args(&t.args);
     if let Some(d) = &scratch {
         let _ = std::fs::remove_dir_all(d);
         std::fs::create_dir_all(d)?;
         command.current_dir(d);
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {}", t.path.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let stderr = child.stderr.take().unwrap();
+    let mut session =
+        Session::spawn(command).with_context(|| format!("starting {}", t.path.display()))?;
     // A Ktap binary's stderr is commentary; free-form output keeps both.
     let keep_err = t.convention != Convention::Ktap;
-    let err_thread = std::thread::spawn(move || {
-        let mut err_file = err_file;
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            say(&format!("    # stderr: {l}"));
-            if keep_err {
-                // One write per line: stdout's thread writes the same file.
-                let _ = err_file.write_all(format!("stderr: {l}\n").as_bytes());
+    let mut on_line = |l: Line| {
+        let kept = match l.stream {
+            Stream::Stdout => {
+                say(&format!("    {}", l.text));
+                Some(format!("{}\n", l.text))
             }
+            Stream::Stderr => {
+                say(&format!("    # stderr: {}", l.text));
+                keep_err.then(|| format!("stderr: {}\n", l.text))
+            }
+        };
+        if let Some(k) = kept {
+            let _ = out_file.write_all(k.as_bytes());
         }
-    });
-    let stdout = child.stdout.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut out_file = out_file;
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            say(&format!("    {l}"));
-            let _ = out_file.write_all(format!("{l}\n").as_bytes());
-        }
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(timeout) {
-            // SAFETY: kill() on our child's process group; no memory involved.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     };
-    // A timed-out binary's grandchildren may still hold the pipes: only wait
-    // for the readers when the binary ended by itself.
-    if status.is_some() {
-        let _ = out_thread.join();
-        let _ = err_thread.join();
-    }
+    let deadline = session.started() + Duration::from_secs(timeout);
+    let status = match session.run_until(Some(deadline), &mut on_line)? {
+        End::Exited(s) => {
+            session.finish(&mut on_line);
+            Some(s)
+        }
+        End::Killed => {
+            // The binary's grandchildren may still hold the pipes (outside
+            // its group): do not wait for them.
+            session.abandon(&mut on_line);
+            None
+        }
+    };
     let exit = match status {
         None => {
             say(&format!("    # {name}: killed after {timeout}s"));
@@ -401,6 +402,36 @@ mod tests {
         );
         let t = crate::ktap::tally_binary("x", &k, &crate::ktap::Exit::Code(4));
         assert_eq!((t.skipped, t.failed), (1, 0));
+    }
+
+    #[test]
+    fn guest_run_command_line_parses_back() {
+        use clap::Parser;
+        let args = GuestRunArgs {
+            results: "/r/vm-results/fast".into(),
+            timeout: 300,
+            manifest: Some("/r/kselftests.toml".into()),
+            binaries: vec!["/b/smoke".into(), "/b/io_uring_ipc".into()],
+        };
+        for args in [
+            args.clone(),
+            GuestRunArgs {
+                manifest: None,
+                binaries: vec![],
+                ..args
+            },
+        ] {
+            let line = command_line(Path::new("/r/xtask-guest"), &args);
+            assert_eq!(line[0], "/r/xtask-guest");
+            let parsed = crate::flags::Xtask::try_parse_from(
+                std::iter::once("cargo xtask").chain(line[1..].iter().map(String::as_str)),
+            )
+            .unwrap();
+            match parsed.cmd {
+                crate::flags::Cmd::GuestRun(p) => assert_eq!(p, args),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

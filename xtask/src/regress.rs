@@ -18,17 +18,15 @@
 //! hangs under TCG, flaky tests) and the quick selection CI runs.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use xshell::Shell;
 
-use crate::flags::{BuildArgs, Profile, RegressArgs, Suite};
+use crate::flags::{BuildArgs, GuestRunArgs, Profile, RegressArgs, Suite};
 use crate::guest::{GuestTest, Manifest, Outcome};
 use crate::kernel::Built;
 use crate::progress::fmt_duration;
@@ -37,7 +35,7 @@ use crate::vm::{self, Accel, VmSpec};
 /// Seconds a guest may take past a test's own timeout before the host
 /// declares it wedged (the in-guest kill and the log writes need time
 /// under emulation).
-const GRACE: u64 = 30;
+const GRACE: Duration = Duration::from_secs(30);
 
 /// Factor on kselftest `settings` timeouts under software emulation.
 const TCG_KSELFTEST_SLOWDOWN: u64 = 4;
@@ -202,9 +200,11 @@ fn run_on_kernel(
         .filter(|t| dir.join(format!("{}.exit", t.name)).exists())
         .map(|t| t.name.clone())
         .collect();
-    let boot_allowance = match accel {
-        Accel::Kvm => 60,
-        Accel::Tcg(_) => 180,
+    let limits = Limits {
+        tests,
+        default_timeout: args.timeout,
+        grace: GRACE,
+        boot: vm::boot_allowance(accel, Profile::Fast),
     };
     if pending.len() < total {
         println!(
@@ -220,16 +220,15 @@ fn run_on_kernel(
             tests: pending.iter().map(|t| (*t).clone()).collect(),
         }
         .write(&manifest)?;
-        let exec = vec![
-            xtask.display().to_string(),
-            "guest-run".into(),
-            "--results".into(),
-            dir.display().to_string(),
-            "--timeout".into(),
-            args.timeout.to_string(),
-            "--manifest".into(),
-            manifest.display().to_string(),
-        ];
+        let exec = crate::guest::command_line(
+            &xtask,
+            &GuestRunArgs {
+                results: dir.to_path_buf(),
+                timeout: args.timeout,
+                manifest: Some(manifest),
+                binaries: vec![],
+            },
+        );
         let spec = VmSpec {
             kernel,
             cpus: args.cpus,
@@ -238,133 +237,42 @@ fn run_on_kernel(
             exec: Some(exec),
             console: true,
         };
-        let running = dir.join(crate::guest::RUNNING);
-        let _ = std::fs::remove_file(&running);
-        let mut command = vm::command(&spec, accel)?;
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn().context("starting vng")?;
-        let pgid = child.id() as libc::pid_t;
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        let r1 = std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let r2 = std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("[vng] {l}"));
-            }
-        });
-        let booted = Instant::now();
+        let _ = std::fs::remove_file(dir.join(crate::guest::RUNNING));
+        let mut session = vm::Session::spawn(vm::command(&spec, accel)?).context("starting vng")?;
         // This boot's console, kept for the post-mortem of a test that
         // hangs or kills the guest (console.log holds every boot).
         let mut boot_console: VecDeque<String> = VecDeque::new();
-        let mut keep = |l: String, console: &mut std::fs::File| {
-            let _ = writeln!(console, "{l}");
+        let mut keep = |l: vm::Line| {
+            let text = match l.stream {
+                vm::Stream::Stdout => l.text,
+                vm::Stream::Stderr => format!("[vng] {}", l.text),
+            };
+            let _ = writeln!(console, "{text}");
             if boot_console.len() == BOOT_CONSOLE_LINES {
                 boot_console.pop_front();
             }
-            boot_console.push_back(l);
+            boot_console.push_back(text);
         };
-        // The test the guest announced last, and when.
-        let mut current: Option<(String, Instant)> = None;
-        let mut hung: Option<String> = None;
-        let mut started_any = false;
-        loop {
-            while let Ok(l) = rx.try_recv() {
-                keep(l, &mut console);
-            }
-            let now = std::fs::read_to_string(&running).unwrap_or_default();
-            let now = now.trim();
-            if !now.is_empty() && current.as_ref().is_none_or(|(c, _)| c != now) {
-                current = Some((now.to_string(), Instant::now()));
-                started_any = true;
-            }
-            report_new(label, dir, tests, &mut reported, t0);
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            let stuck = match &current {
-                Some((name, since)) => {
-                    let limit = tests
-                        .iter()
-                        .find(|t| &t.name == name)
-                        .and_then(|t| t.timeout)
-                        .unwrap_or(args.timeout)
-                        + GRACE;
-                    (since.elapsed() > Duration::from_secs(limit)).then(|| name.clone())
-                }
-                None => (booted.elapsed() > Duration::from_secs(boot_allowance))
-                    .then(|| "(boot)".to_string()),
-            };
-            if let Some(name) = stuck {
-                // SAFETY: kill() on the process group made for vng/QEMU.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                let _ = child.wait();
-                hung = Some(name);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let end = watch(&mut session, dir, &limits, &mut keep, &mut || {
+            report_new(label, dir, tests, &mut reported, t0)
+        })?;
         // Drain what the VM printed before it went away.
-        let _ = r1.join();
-        let _ = r2.join();
-        while let Ok(l) = rx.try_recv() {
-            keep(l, &mut console);
-        }
-        let save_console = |name: &str| {
-            let text: String = boot_console.iter().map(|l| format!("{l}\n")).collect();
-            std::fs::write(dir.join(format!("{name}.console")), text)
-        };
-        match (&hung, &current) {
-            (Some(name), Some((cur, since))) if name == cur => {
-                let secs = since.elapsed().as_secs();
-                std::fs::write(dir.join(format!("{name}.exit")), format!("hang {secs}\n"))?;
-                save_console(name)?;
-                println!(
-                    "[regress {label}] {name} still running after {secs}s: \
-                     guest killed, continuing in a new VM"
-                );
-            }
-            (Some(_), _) => {
-                boot_failures += 1;
-                println!(
-                    "[regress {label}] the guest did not start its tests within {boot_allowance}s"
-                );
-            }
-            (None, Some((cur, _))) => {
-                // The VM ended: the last test finished (it has its .exit),
-                // or the guest died under it.
-                let p = dir.join(format!("{cur}.exit"));
-                if !p.exists() {
-                    std::fs::write(&p, "vm-died\n")?;
-                    save_console(cur)?;
-                    println!("[regress {label}] the VM went away while {cur} ran");
-                }
-            }
-            (None, None) => {
-                boot_failures += 1;
-                println!("[regress {label}] the VM exited before running any test");
-            }
-        }
-        if started_any {
+        session.finish(&mut keep);
+        record_end(label, dir, &end, &boot_console, limits.boot)?;
+        if end.started_a_test() {
             boot_failures = 0;
-        } else if boot_failures >= 2 {
-            bail!(
-                "the {label} kernel did not start the tests twice in a row; \
-                 see {}",
-                dir.join("console.log").display()
-            );
+        } else {
+            boot_failures += 1;
+            if boot_failures >= 2 {
+                bail!(
+                    "the {label} kernel did not start the tests twice in a row; \
+                     see {}",
+                    dir.join("console.log").display()
+                );
+            }
         }
         let release = std::fs::read_to_string(dir.join("uname")).unwrap_or_default();
-        if started_any && release.trim() != kernel.release {
+        if end.started_a_test() && release.trim() != kernel.release {
             bail!(
                 "the guest ran kernel {:?}, expected {:?}",
                 release.trim(),
@@ -390,6 +298,137 @@ fn run_on_kernel(
 
 /// Console lines of one boot kept for a hang's post-mortem.
 const BOOT_CONSOLE_LINES: usize = 4000;
+
+/// How often the host looks at the guest's progress.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How long the guest may go without progress.
+struct Limits<'a> {
+    tests: &'a [GuestTest],
+    /// A test's own timeout when it has none (`--timeout`).
+    default_timeout: u64,
+    /// Time a guest may take past a test's timeout.
+    grace: Duration,
+    /// Time from vng's start until the guest starts its first test.
+    boot: Duration,
+}
+
+impl Limits<'_> {
+    fn of(&self, test: &str) -> Duration {
+        let secs = self
+            .tests
+            .iter()
+            .find(|t| t.name == test)
+            .and_then(|t| t.timeout)
+            .unwrap_or(self.default_timeout);
+        Duration::from_secs(secs) + self.grace
+    }
+}
+
+/// How one VM of a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VmEnd {
+    /// `test` was still running `secs` after it started, past its limit:
+    /// the guest was killed.
+    Hung { test: String, secs: u64 },
+    /// No test started within the boot allowance: the guest was killed.
+    NoStart,
+    /// The VM exited by itself; `last` is the last test the guest started.
+    Exited { last: Option<String> },
+}
+
+impl VmEnd {
+    fn started_a_test(&self) -> bool {
+        !matches!(self, VmEnd::NoStart | VmEnd::Exited { last: None })
+    }
+}
+
+/// Follow one VM: the guest names the test it runs in the results
+/// directory; kill the VM when that test, or the boot, takes longer than
+/// `limits` allow. `on_line` gets the console, `on_tick` is called at
+/// every look at the results.
+fn watch(
+    session: &mut vm::Session,
+    dir: &Path,
+    limits: &Limits,
+    on_line: &mut dyn FnMut(vm::Line),
+    on_tick: &mut dyn FnMut(),
+) -> Result<VmEnd> {
+    let running = dir.join(crate::guest::RUNNING);
+    // The test the guest announced last, and when.
+    let mut current: Option<(String, Instant)> = None;
+    loop {
+        let exited = session.poll(POLL, on_line)?.is_some();
+        let now = std::fs::read_to_string(&running).unwrap_or_default();
+        let now = now.trim();
+        if !now.is_empty() && current.as_ref().is_none_or(|(c, _)| c != now) {
+            current = Some((now.to_string(), Instant::now()));
+        }
+        on_tick();
+        if exited {
+            return Ok(VmEnd::Exited {
+                last: current.map(|(c, _)| c),
+            });
+        }
+        match &current {
+            Some((test, since)) if since.elapsed() > limits.of(test) => {
+                session.kill();
+                return Ok(VmEnd::Hung {
+                    test: test.clone(),
+                    secs: since.elapsed().as_secs(),
+                });
+            }
+            None if session.started().elapsed() > limits.boot => {
+                session.kill();
+                return Ok(VmEnd::NoStart);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Record what the guest could not: a hung test, or one under which the
+/// VM went away, gets its exit record and this boot's console.
+fn record_end(
+    label: &str,
+    dir: &Path,
+    end: &VmEnd,
+    boot_console: &VecDeque<String>,
+    boot_allowance: Duration,
+) -> Result<()> {
+    let save_console = |name: &str| {
+        let text: String = boot_console.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(format!("{name}.console")), text)
+    };
+    match end {
+        VmEnd::Hung { test, secs } => {
+            std::fs::write(dir.join(format!("{test}.exit")), format!("hang {secs}\n"))?;
+            save_console(test)?;
+            println!(
+                "[regress {label}] {test} still running after {secs}s: \
+                 guest killed, continuing in a new VM"
+            );
+        }
+        VmEnd::NoStart => println!(
+            "[regress {label}] the guest did not start its tests within {}s",
+            boot_allowance.as_secs()
+        ),
+        VmEnd::Exited { last: Some(cur) } => {
+            // The last test finished (it has its .exit), or the guest died
+            // under it.
+            let p = dir.join(format!("{cur}.exit"));
+            if !p.exists() {
+                std::fs::write(&p, "vm-died\n")?;
+                save_console(cur)?;
+                println!("[regress {label}] the VM went away while {cur} ran");
+            }
+        }
+        VmEnd::Exited { last: None } => {
+            println!("[regress {label}] the VM exited before running any test")
+        }
+    }
+    Ok(())
+}
 
 /// What the patched kernel said about a regressed test: its splats,
 /// decoded, or, when it hung or took the guest down, that boot's console.
@@ -777,6 +816,111 @@ mod tests {
         let wrapped = crate::guest::to_ktap("x", "text\n", t.convention, "exit 0");
         assert_eq!(outcome_of(&t, "exit 0", &wrapped), Outcome::Pass);
         assert_eq!(outcome_of(&t, "timeout 60", mixed), Outcome::Fail);
+    }
+
+    fn guest_test(name: &str, timeout: Option<u64>) -> GuestTest {
+        GuestTest {
+            name: name.into(),
+            path: "/x".into(),
+            args: vec![],
+            convention: crate::guest::Convention::Liburing,
+            timeout,
+            scratch: false,
+        }
+    }
+
+    /// A fake guest: a shell script in the place of vng, and its results
+    /// directory.
+    fn fake_guest(what: &str, script: &str) -> (PathBuf, vm::Session) {
+        let dir = std::env::temp_dir().join(format!("xtask-regress-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = script.replace("$RESULTS", &vm::shell_quote(&dir.display().to_string()));
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        (dir, vm::Session::spawn(c).unwrap())
+    }
+
+    fn limits(tests: &[GuestTest], boot: Duration) -> Limits<'_> {
+        Limits {
+            tests,
+            default_timeout: 60,
+            grace: Duration::from_millis(300),
+            boot,
+        }
+    }
+
+    /// Watch the fake guest, then record its end as `run_on_kernel` does.
+    fn watch_and_record(dir: &Path, mut s: vm::Session, limits: &Limits) -> VmEnd {
+        let mut console = VecDeque::new();
+        let mut keep = |l: vm::Line| console.push_back(l.text);
+        let end = watch(&mut s, dir, limits, &mut keep, &mut || {}).unwrap();
+        s.finish(&mut keep);
+        record_end("patched", dir, &end, &console, limits.boot).unwrap();
+        end
+    }
+
+    #[test]
+    fn a_guest_that_hangs_in_a_test_is_killed_and_the_test_recorded_as_a_hang() {
+        let tests = [guest_test("liburing.stuck", Some(0))];
+        let (dir, s) = fake_guest(
+            "hang",
+            "echo booted; echo liburing.stuck > $RESULTS/running; sleep 600",
+        );
+        let t0 = Instant::now();
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_secs(60)));
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        assert_eq!(
+            end,
+            VmEnd::Hung {
+                test: "liburing.stuck".into(),
+                secs: 0
+            }
+        );
+        assert!(end.started_a_test());
+        let r = read_result(&dir, &tests[0]).unwrap();
+        assert_eq!((r.outcome, r.word().as_str()), (Outcome::Fail, "HANG"));
+        let console = std::fs::read_to_string(dir.join("liburing.stuck.console")).unwrap();
+        assert_eq!(console, "booted\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_guest_that_dies_under_a_test_gets_it_recorded_as_vm_died() {
+        let tests = [
+            guest_test("liburing.a", None),
+            guest_test("liburing.b", None),
+        ];
+        let (dir, s) = fake_guest(
+            "died",
+            "echo liburing.a > $RESULTS/running; \
+             printf 'KTAP version 1\\n1..1\\nok 1 liburing.a\\n' > $RESULTS/liburing.a.ktap; \
+             echo 'exit 0' > $RESULTS/liburing.a.exit; \
+             echo liburing.b > $RESULTS/running; exit 1",
+        );
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_secs(60)));
+        assert_eq!(
+            end,
+            VmEnd::Exited {
+                last: Some("liburing.b".into())
+            }
+        );
+        assert_eq!(read_result(&dir, &tests[0]).unwrap().word(), "pass");
+        let b = read_result(&dir, &tests[1]).unwrap();
+        assert_eq!(b.word(), "FAIL (vm-died)");
+        assert!(dir.join("liburing.b.console").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_guest_that_never_starts_a_test_is_killed_after_the_boot_allowance() {
+        let tests = [guest_test("liburing.a", None)];
+        let (dir, s) = fake_guest("boot", "sleep 600");
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_millis(300)));
+        assert_eq!(end, VmEnd::NoStart);
+        assert!(!end.started_a_test());
+        assert!(read_result(&dir, &tests[0]).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

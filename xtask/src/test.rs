@@ -1,15 +1,14 @@
 //! `cargo xtask test`: build kernel + selftests, boot once, run every
 //! selftest binary in the guest, judge KTAP, exit status and kernel log.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::{BuildArgs, Profile, TestArgs};
+use crate::flags::{BuildArgs, GuestRunArgs, TestArgs};
 use crate::guest::{GuestTest, Manifest};
 use crate::ktap::{tally_binary, Exit, Tally};
 use crate::vm::{self, VmSpec};
@@ -150,21 +149,15 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
             .iter()
             .map(|(var, bin)| format!("{var}={}", bin.display())),
     );
-    exec.extend([
-        xtask.display().to_string(),
-        "guest-run".into(),
-        "--results".into(),
-        results.display().to_string(),
-        "--timeout".into(),
-        args.timeout.to_string(),
-        "--manifest".into(),
-        manifest.display().to_string(),
-    ]);
-    exec.extend(
-        rust_names
-            .iter()
-            .map(|n| bin_dir.join(n).display().to_string()),
-    );
+    exec.extend(crate::guest::command_line(
+        &xtask,
+        &GuestRunArgs {
+            results: results.clone(),
+            timeout: args.timeout,
+            manifest: Some(manifest),
+            binaries: rust_names.iter().map(|n| bin_dir.join(n)).collect(),
+        },
+    ));
 
     let accel = vm::detect_accel();
     println!("{}", vm::describe(&accel, args.cpus, &built));
@@ -176,77 +169,39 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         exec: Some(exec),
         console: true,
     };
-    let mut command = vm::command(&spec, &accel)?;
-    // Both piped: vng reopens its stderr, which truncates a log file.
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
-    // Its own process group, so the watchdog can take QEMU down with it.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let boot_allowance = match (&accel, args.profile) {
-        (vm::Accel::Kvm, _) => 60,
-        (vm::Accel::Tcg(_), Profile::Fast) => 180,
-        (vm::Accel::Tcg(_), Profile::Debug) => 400,
-    };
     let kselftest_time: u64 = kselftests
         .iter()
         .map(|t| t.timeout.unwrap_or(args.timeout))
         .sum();
-    let budget = Duration::from_secs(
-        boot_allowance + args.timeout * rust_names.len() as u64 + kselftest_time + 30,
-    );
-    let t0 = Instant::now();
+    let budget = vm::boot_allowance(&accel, args.profile)
+        + Duration::from_secs(args.timeout * rust_names.len() as u64 + kselftest_time + 30);
     println!(
         "[vm] booting; {} selftest binaries; watchdog {}s",
         names.len(),
         budget.as_secs()
     );
-    let mut child = command.spawn()?;
-    let pgid = child.id() as libc::pid_t;
     // Everything vng prints goes to console.log; the terminal gets what
     // is not a kernel console line (printk's "[ seconds] " prefix).
     let console_path = crate::postmortem::console_path(&results);
-    let console = std::sync::Arc::new(std::sync::Mutex::new(
-        std::fs::File::create(&console_path)
-            .with_context(|| format!("creating {}", console_path.display()))?,
-    ));
-    let stdout = child.stdout.take().unwrap();
-    let log = console.clone();
-    let echo = std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = writeln!(log.lock().unwrap(), "{l}");
-            if !is_printk(&l) {
-                println!("{l}");
+    let mut console = std::fs::File::create(&console_path)
+        .with_context(|| format!("creating {}", console_path.display()))?;
+    let mut on_line = |l: vm::Line| {
+        let _ = writeln!(console, "{}", l.text);
+        if !is_printk(&l.text) {
+            match l.stream {
+                vm::Stream::Stdout => println!("{}", l.text),
+                vm::Stream::Stderr => eprintln!("[vng] {}", l.text),
             }
         }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let log = console.clone();
-    let echo_err = std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(log.lock().unwrap(), "{l}");
-            if !is_printk(&l) {
-                eprintln!("[vng] {l}");
-            }
-        }
-    });
-    let mut watchdog_fired = false;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if t0.elapsed() > budget {
-            watchdog_fired = true;
-            // SAFETY: kill() on the process group we created for vng/QEMU.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     };
-    let _ = echo.join();
-    let _ = echo_err.join();
+    let mut session = vm::Session::spawn(vm::command(&spec, &accel)?).context("starting vng")?;
+    let t0 = session.started();
+    let end = session.run_until(Some(t0 + budget), &mut on_line)?;
+    session.finish(&mut on_line);
+    let (status, watchdog_fired) = match end {
+        vm::End::Exited(s) => (Some(s), false),
+        vm::End::Killed => (None, true),
+    };
     println!(
         "[vm] finished in {} ({})",
         crate::progress::fmt_duration(t0.elapsed()),

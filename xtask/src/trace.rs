@@ -2,9 +2,7 @@
 //! under `ipc-trace`, which attaches before CMD starts, detaches after it
 //! exits and prints the per-channel counts and latency histograms.
 
-use std::process::Stdio;
-
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::TraceArgs;
@@ -51,9 +49,16 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         exec: Some(exec),
         console: false,
     };
-    let mut command = vm::command(&spec, &accel)?;
-    command.stdin(Stdio::null());
-    let status = command.status()?;
+    let mut session = vm::Session::spawn(vm::command(&spec, &accel)?).context("starting vng")?;
+    let mut relay = |l: vm::Line| match l.stream {
+        vm::Stream::Stdout => println!("{}", l.text),
+        vm::Stream::Stderr => eprintln!("{}", l.text),
+    };
+    let end = session.run_until(None, &mut relay)?;
+    session.finish(&mut relay);
+    let vm::End::Exited(status) = end else {
+        bail!("the VM was killed")
+    };
     match status.code() {
         Some(0) => Ok(()),
         // ipc-trace exits with CMD's status, or 2 when tracing failed.

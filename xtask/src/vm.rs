@@ -1,12 +1,17 @@
 //! Booting the built kernel with virtme-ng.
 
+mod session;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::flags::VmArgs;
+pub use session::{End, Line, Session, Stream};
+
+use crate::flags::{Profile, VmArgs};
 use crate::kernel::Built;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +53,17 @@ pub fn detect_accel() -> Accel {
             Accel::Tcg("/dev/kvm opens but the CPU has no vmx/svm flag (nested guest)".into())
         }
     }
+}
+
+/// How long a guest may take from vng's start until it runs what it was
+/// given: the debug profile's KASAN and lockdep make boots slow, TCG more so.
+pub fn boot_allowance(accel: &Accel, profile: Profile) -> Duration {
+    let secs = match (accel, profile) {
+        (Accel::Kvm, _) => 60,
+        (Accel::Tcg(_), Profile::Fast) => 180,
+        (Accel::Tcg(_), Profile::Debug) => 400,
+    };
+    Duration::from_secs(secs)
 }
 
 /// Quote one word for the guest shell that runs `vng --exec`.
@@ -160,5 +176,15 @@ mod tests {
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("$(x)"), "'$(x)'");
+    }
+
+    #[test]
+    fn boot_allowances() {
+        let tcg = Accel::Tcg("test".into());
+        let secs = |a: &Accel, p| boot_allowance(a, p).as_secs();
+        assert_eq!(secs(&Accel::Kvm, Profile::Fast), 60);
+        assert_eq!(secs(&Accel::Kvm, Profile::Debug), 60);
+        assert_eq!(secs(&tcg, Profile::Fast), 180);
+        assert_eq!(secs(&tcg, Profile::Debug), 400);
     }
 }
