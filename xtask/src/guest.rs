@@ -10,7 +10,6 @@
 //! exit status.
 
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::flags::GuestRunArgs;
+use crate::results::{Exit, Outcome, ResultsDir, TestFile};
 use crate::vm::{End, Line, Session, Stream};
 
 /// How a test binary reports its result.
@@ -36,25 +36,16 @@ pub enum Convention {
     Liburing,
 }
 
-/// The verdict on one binary from its recorded exit (`exit N`, `signal N`,
-/// `timeout N`, or anything else for "did not finish").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Skip,
-    Fail,
-}
-
 impl Convention {
-    pub fn judge(self, exit: &str) -> Outcome {
+    /// What a binary's exit means under this convention (its output aside).
+    pub fn judge(self, exit: &Exit) -> Outcome {
         let skip_code = match self {
             Convention::Ktap | Convention::Kselftest => 4,
             Convention::Liburing => 77,
         };
-        let mut w = exit.split_whitespace();
-        match (w.next(), w.next().and_then(|c| c.parse::<i32>().ok())) {
-            (Some("exit"), Some(0)) => Outcome::Pass,
-            (Some("exit"), Some(c)) if c == skip_code => Outcome::Skip,
+        match exit {
+            Exit::Code(0) => Outcome::Pass,
+            Exit::Code(c) if *c == skip_code => Outcome::Skip,
             _ => Outcome::Fail,
         }
     }
@@ -116,7 +107,7 @@ fn has_plan(output: &str) -> bool {
 /// (`ok 1 # SKIP why`) given the binary's name; anything else becomes one
 /// test case named after the binary, its output as comment lines, and the
 /// verdict taken from the exit status.
-pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &str) -> String {
+pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &Exit) -> String {
     let mut doc = String::new();
     if has_plan(output) {
         if !output.starts_with("KTAP version") && !output.starts_with("TAP version") {
@@ -169,9 +160,6 @@ pub fn command_line(xtask: &Path, args: &GuestRunArgs) -> Vec<String> {
     v
 }
 
-/// File in the results directory naming the test that is running.
-pub const RUNNING: &str = "running";
-
 const SYSLOG_ACTION_READ_CLEAR: libc::c_int = 4;
 const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
 
@@ -200,9 +188,9 @@ fn say(line: &str) {
 }
 
 pub fn run(args: &GuestRunArgs) -> Result<()> {
-    let dir = &args.results;
-    std::fs::write(dir.join("boot.dmesg"), read_clear_kmsg())?;
-    std::fs::write(dir.join("uname"), uname_release())?;
+    let dir = &ResultsDir::new(&args.results);
+    std::fs::write(dir.boot_dmesg(), read_clear_kmsg())?;
+    std::fs::write(dir.uname(), uname_release())?;
     let mut tests: Vec<GuestTest> = args
         .binaries
         .iter()
@@ -228,38 +216,32 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
     for (i, t) in tests.iter().enumerate() {
         let name = t.name.as_str();
         // What runs now, for a host that watches for wedged guests.
-        std::fs::write(dir.join(RUNNING), format!("{name}\n"))?;
+        std::fs::write(dir.running(), format!("{name}\n"))?;
         // SAFETY: sync() has no preconditions.
         unsafe { libc::sync() };
         let started = Instant::now();
-        let (exit, verdict) = run_one(t, dir, t.timeout.unwrap_or(args.timeout))?;
+        let exit = run_one(t, dir, t.timeout.unwrap_or(args.timeout))?;
         let secs = started.elapsed().as_secs_f64();
-        std::fs::write(dir.join(format!("{name}.secs")), format!("{secs:.1}\n"))?;
-        std::fs::write(dir.join(format!("{name}.dmesg")), read_clear_kmsg())?;
-        std::fs::write(dir.join(format!("{name}.exit")), format!("{exit}\n"))?;
+        std::fs::write(dir.file(name, TestFile::Secs), format!("{secs:.1}\n"))?;
+        std::fs::write(dir.file(name, TestFile::Dmesg), read_clear_kmsg())?;
+        dir.write_exit(name, &exit)?;
         // SAFETY: sync() has no preconditions; the host reads results while
         // the VM runs, and may have to kill a wedged guest.
         unsafe { libc::sync() };
-        let line = match verdict {
-            Verdict::Ok => format!("ok {} {name}", i + 1),
-            Verdict::Skip => format!("ok {} {name} # SKIP", i + 1),
-            Verdict::Fail => {
+        let line = match t.convention.judge(&exit) {
+            Outcome::Pass => format!("ok {} {name}", i + 1),
+            Outcome::Skip => format!("ok {} {name} # SKIP", i + 1),
+            Outcome::Fail => {
                 all_ok = false;
                 format!("not ok {} {name} # {exit}", i + 1)
             }
         };
         say(&line);
     }
-    let _ = std::fs::remove_file(dir.join(RUNNING));
+    let _ = std::fs::remove_file(dir.running());
     // SAFETY: sync() has no preconditions; flush results to the 9p share.
     unsafe { libc::sync() };
     std::process::exit(if all_ok { 0 } else { 1 });
-}
-
-enum Verdict {
-    Ok,
-    Skip,
-    Fail,
 }
 
 fn uname_release() -> String {
@@ -269,13 +251,14 @@ fn uname_release() -> String {
         .to_string()
 }
 
-fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)> {
+/// Run one test, keep its output, and say how it ended.
+fn run_one(t: &GuestTest, dir: &ResultsDir, timeout: u64) -> Result<Exit> {
     let name = t.name.as_str();
     say(&format!("# selftest: {name}"));
     // Written as it comes, so a hung binary's partial output survives.
     let (raw_path, ktap_path) = (
-        dir.join(format!("{name}.out")),
-        dir.join(format!("{name}.ktap")),
+        dir.file(name, TestFile::Out),
+        dir.file(name, TestFile::Ktap),
     );
     let raw_out = match t.convention {
         Convention::Ktap => ktap_path.clone(),
@@ -327,13 +310,9 @@ fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)>
     let exit = match status {
         None => {
             say(&format!("    # {name}: killed after {timeout}s"));
-            format!("timeout {timeout}")
+            Exit::Timeout(timeout)
         }
-        Some(s) => match (s.code(), s.signal()) {
-            (Some(c), _) => format!("exit {c}"),
-            (None, Some(sig)) => format!("signal {sig}"),
-            (None, None) => "signal 0".to_string(),
-        },
+        Some(s) => Exit::of(s),
     };
     if let Some(d) = &scratch {
         let _ = std::fs::remove_dir_all(d);
@@ -342,12 +321,7 @@ fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)>
         let raw = std::fs::read_to_string(&raw_path).unwrap_or_default();
         std::fs::write(&ktap_path, to_ktap(name, &raw, t.convention, &exit))?;
     }
-    let verdict = match t.convention.judge(&exit) {
-        Outcome::Pass => Verdict::Ok,
-        Outcome::Skip => Verdict::Skip,
-        Outcome::Fail => Verdict::Fail,
-    };
-    Ok((exit, verdict))
+    Ok(exit)
 }
 
 #[cfg(test)]
@@ -356,14 +330,18 @@ mod tests {
 
     #[test]
     fn conventions_judge_exit_records() {
-        assert_eq!(Convention::Kselftest.judge("exit 0\n"), Outcome::Pass);
-        assert_eq!(Convention::Kselftest.judge("exit 4"), Outcome::Skip);
-        assert_eq!(Convention::Kselftest.judge("exit 77"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge("exit 77"), Outcome::Skip);
-        assert_eq!(Convention::Liburing.judge("exit 4"), Outcome::Fail);
-        assert_eq!(Convention::Ktap.judge("signal 9"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge("timeout 60"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge(""), Outcome::Fail);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(0)), Outcome::Pass);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(4)), Outcome::Skip);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(77)), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge(&Exit::Code(77)), Outcome::Skip);
+        assert_eq!(Convention::Liburing.judge(&Exit::Code(4)), Outcome::Fail);
+        assert_eq!(Convention::Ktap.judge(&Exit::Signal(9)), Outcome::Fail);
+        assert_eq!(
+            Convention::Liburing.judge(&Exit::Timeout(60)),
+            Outcome::Fail
+        );
+        assert_eq!(Convention::Liburing.judge(&Exit::Hang(90)), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge(&Exit::VmDied), Outcome::Fail);
     }
 
     #[test]
@@ -372,35 +350,35 @@ mod tests {
             "mq_open_tests",
             "Test series 1\nPASS\n",
             Convention::Kselftest,
-            "exit 0",
+            &Exit::Code(0),
         );
         assert_eq!(
             k,
             "KTAP version 1\n1..1\n# Test series 1\n# PASS\nok 1 mq_open_tests\n"
         );
-        let k = to_ktap("a.t", "", Convention::Liburing, "exit 77");
+        let k = to_ktap("a.t", "", Convention::Liburing, &Exit::Code(77));
         assert!(k.ends_with("ok 1 a.t # SKIP exit 77\n"));
-        let k = to_ktap("a.t", "boom\n", Convention::Liburing, "exit 1");
+        let k = to_ktap("a.t", "boom\n", Convention::Liburing, &Exit::Code(1));
         assert!(k.ends_with("not ok 1 a.t # exit 1\n"));
-        let t = crate::ktap::tally_binary("a.t", &k, &crate::ktap::Exit::Code(1));
+        let t = crate::ktap::tally_binary("a.t", &k, &Exit::Code(1));
         assert_eq!((t.passed, t.failed), (0, 1));
     }
 
     #[test]
     fn tap_output_is_kept_and_nameless_results_named() {
         let out = "TAP version 13\n1..2\nok 1 global.peek\nok 2 # SKIP not root\n";
-        let k = to_ktap("mq_peek_test", out, Convention::Kselftest, "exit 0");
+        let k = to_ktap("mq_peek_test", out, Convention::Kselftest, &Exit::Code(0));
         assert!(k.starts_with("TAP version 13\n1..2\nok 1 global.peek\n"));
         assert!(k.contains("ok 2 mq_peek_test # SKIP not root\n"));
-        let t = crate::ktap::tally_binary("mq_peek_test", &k, &crate::ktap::Exit::Code(0));
+        let t = crate::ktap::tally_binary("mq_peek_test", &k, &Exit::Code(0));
         assert_eq!((t.passed, t.skipped, t.failed), (1, 1, 0));
         let k = to_ktap(
             "x",
             "1..0 # SKIP Not running as root\n",
             Convention::Kselftest,
-            "exit 4",
+            &Exit::Code(4),
         );
-        let t = crate::ktap::tally_binary("x", &k, &crate::ktap::Exit::Code(4));
+        let t = crate::ktap::tally_binary("x", &k, &Exit::Code(4));
         assert_eq!((t.skipped, t.failed), (1, 0));
     }
 

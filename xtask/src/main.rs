@@ -19,6 +19,7 @@ mod patchfmt;
 mod postmortem;
 mod progress;
 mod regress;
+mod results;
 mod series;
 mod splat;
 mod test;

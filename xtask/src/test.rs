@@ -10,7 +10,8 @@ use xshell::{cmd, Shell};
 
 use crate::flags::{BuildArgs, GuestRunArgs, TestArgs};
 use crate::guest::{GuestTest, Manifest};
-use crate::ktap::{tally_binary, Exit, Tally};
+use crate::ktap::{tally_binary, Tally};
+use crate::results::{Exit, ResultsDir, TestFile};
 use crate::vm::{self, VmSpec};
 
 /// Names of the selftest binaries, in the order they run.
@@ -129,17 +130,19 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         bail!("no selftest binary matches {:?}", args.filter);
     }
 
-    let results = crate::target_dir()
-        .join("vm-results")
-        .join(args.profile.name());
-    let _ = std::fs::remove_dir_all(&results);
-    std::fs::create_dir_all(&results)?;
-    let manifest = results.join("kselftests.toml");
+    let results = ResultsDir::new(
+        crate::target_dir()
+            .join("vm-results")
+            .join(args.profile.name()),
+    );
+    let _ = std::fs::remove_dir_all(results.path());
+    std::fs::create_dir_all(results.path())?;
+    let manifest = results.path().join("kselftests.toml");
     Manifest {
         tests: kselftests.clone(),
     }
     .write(&manifest)?;
-    let xtask = vm::guest_xtask(&results)?;
+    let xtask = vm::guest_xtask(results.path())?;
     let mut exec: Vec<String> = vec![
         "env".to_string(),
         format!("URING_IPC_EXPECT_RELEASE={}", built.release),
@@ -152,7 +155,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     exec.extend(crate::guest::command_line(
         &xtask,
         &GuestRunArgs {
-            results: results.clone(),
+            results: results.path().to_path_buf(),
             timeout: args.timeout,
             manifest: Some(manifest),
             binaries: rust_names.iter().map(|n| bin_dir.join(n)).collect(),
@@ -165,7 +168,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         kernel: &built,
         cpus: args.cpus,
         memory: "2G",
-        rwdirs: vec![&results],
+        rwdirs: vec![results.path()],
         exec: Some(exec),
         console: true,
     };
@@ -182,7 +185,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     );
     // Everything vng prints goes to console.log; the terminal gets what
     // is not a kernel console line (printk's "[ seconds] " prefix).
-    let console_path = crate::postmortem::console_path(&results);
+    let console_path = results.console();
     let mut console = std::fs::File::create(&console_path)
         .with_context(|| format!("creating {}", console_path.display()))?;
     let mut on_line = |l: vm::Line| {
@@ -213,13 +216,13 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
 
     let report = judge(&results, &names)?;
     for n in &names {
-        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
+        let ktap = results.read(n, TestFile::Ktap);
         println!("# selftest: {n}");
         for l in ktap.lines() {
             println!("    {l}");
         }
     }
-    let guest_release = std::fs::read_to_string(results.join("uname")).unwrap_or_default();
+    let guest_release = results.guest_release();
     if guest_release.trim() != built.release {
         println!(
             "# the guest ran kernel {:?}, expected {:?}",
@@ -252,7 +255,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         // complete (every binary has its .exit file) or already failed above.
         println!(
             "# note: vng exited with {s}; results were read from {}",
-            results.display()
+            results.path().display()
         );
     }
     if !uapi_absent.is_empty() {
@@ -311,22 +314,22 @@ fn is_printk(line: &str) -> bool {
 }
 
 /// Read the guest's result files and judge them.
-pub fn judge(results: &std::path::Path, names: &[String]) -> Result<Report> {
+pub fn judge(results: &ResultsDir, names: &[String]) -> Result<Report> {
     let mut tally = Tally::default();
     let mut splats = Vec::new();
     let mut complete = true;
-    let boot = std::fs::read_to_string(results.join("boot.dmesg")).unwrap_or_default();
+    let boot = std::fs::read_to_string(results.boot_dmesg()).unwrap_or_default();
     for s in crate::splat::find(&boot) {
         splats.push(("boot".to_string(), s));
     }
     for n in names {
-        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
-        let exit = std::fs::read_to_string(results.join(format!("{n}.exit")))
-            .map(|s| Exit::parse(&s))
-            .unwrap_or(Exit::Missing);
-        complete &= exit != Exit::Missing;
+        let ktap = results.read(n, TestFile::Ktap);
+        // No record: the guest died, or was killed, under this binary.
+        let exit = results.exit(n);
+        complete &= exit.is_some();
+        let exit = exit.unwrap_or(Exit::VmDied);
         tally.add(&tally_binary(n, &ktap, &exit));
-        let log = std::fs::read_to_string(results.join(format!("{n}.dmesg"))).unwrap_or_default();
+        let log = results.read(n, TestFile::Dmesg);
         for s in crate::splat::find(&log) {
             splats.push((n.clone(), s));
         }
@@ -358,7 +361,7 @@ mod tests {
             "[1.0] BUG: KASAN: use-after-free in f\n",
         )
         .unwrap();
-        let r = judge(&dir, &["a".into(), "b".into()]).unwrap();
+        let r = judge(&ResultsDir::new(&dir), &["a".into(), "b".into()]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((r.tally.passed, r.tally.skipped), (1, 1));
         // b never ran: no plan and missing exit.
