@@ -29,11 +29,11 @@ pub fn select_args(args: &BenchArgs) -> Vec<String> {
 
 /// How long the whole guest run may take before it is killed.
 pub fn budget(args: &BenchArgs, accel: &Accel) -> Duration {
-    if let Some(t) = args.timeout {
+    if let Some(t) = args.run_timeout {
         return Duration::from_secs(t);
     }
     let suite = if args.quick { 600 } else { 4 * 3600 };
-    vm::boot_allowance(accel, args.profile) + Duration::from_secs(suite)
+    vm::boot_allowance(accel, args.kernel.profile) + Duration::from_secs(suite)
 }
 
 /// Run `command`, feeding its stdout into a progress display of `total`
@@ -74,7 +74,7 @@ fn verdict(what: &str, end: vm::End, json: &Path) -> Option<String> {
 
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     println!("[bench] cargo build --release -p uring-ipc-bench");
     cmd!(sh, "cargo build --quiet --release -p uring-ipc-bench").run()?;
     let bin = crate::target_dir().join("release/uring-ipc-bench");
@@ -109,7 +109,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     }
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     println!("[bench] host load average: {}", host_load());
     let vm_json = raw.join("vm.json");
     let mut exec = vec![bin.display().to_string(), "run".to_string()];
@@ -135,8 +135,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     ]);
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: &args.memory,
+        vm: &args.vm,
         rwdirs: vec![&raw],
         exec: Some(exec),
         console: false,
@@ -218,17 +217,21 @@ pub fn out_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::Profile;
+    use crate::flags::{Profile, ProfileOpt, VmOpts};
 
     fn args(quick: bool, filter: &[&str]) -> BenchArgs {
         BenchArgs {
             quick,
             filter: filter.iter().map(|s| s.to_string()).collect(),
             host: false,
-            profile: Profile::Fast,
-            cpus: 2,
-            memory: "2G".into(),
-            timeout: None,
+            run_timeout: None,
+            kernel: ProfileOpt {
+                profile: Profile::Fast,
+            },
+            vm: VmOpts {
+                cpus: 2,
+                memory: "2G".into(),
+            },
         }
     }
 
@@ -247,7 +250,7 @@ mod tests {
         assert_eq!(budget(&args(true, &[]), &tcg), Duration::from_secs(780));
         assert!(budget(&args(false, &[]), &tcg) > budget(&args(true, &[]), &tcg));
         let mut a = args(true, &[]);
-        a.timeout = Some(5);
+        a.run_timeout = Some(5);
         assert_eq!(budget(&a, &Accel::Kvm), Duration::from_secs(5));
         assert!(out_dir().ends_with("target/bench"));
     }

@@ -63,7 +63,7 @@ pub struct GuestTest {
     #[serde(default)]
     pub convention: Convention,
     /// Seconds before the binary's process group is killed (default: the
-    /// run's --timeout).
+    /// run's --test-timeout).
     #[serde(default)]
     pub timeout: Option<u64>,
     /// Run in a fresh empty directory under the guest's /tmp (for tests
@@ -150,8 +150,8 @@ pub fn command_line(xtask: &Path, args: &GuestRunArgs) -> Vec<String> {
         "guest-run".to_string(),
         "--results".to_string(),
         args.results.display().to_string(),
-        "--timeout".to_string(),
-        args.timeout.to_string(),
+        "--test-timeout".to_string(),
+        args.test_timeout.to_string(),
     ];
     if let Some(m) = &args.manifest {
         v.extend(["--manifest".to_string(), m.display().to_string()]);
@@ -220,7 +220,7 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
         // SAFETY: sync() has no preconditions.
         unsafe { libc::sync() };
         let started = Instant::now();
-        let exit = run_one(t, dir, t.timeout.unwrap_or(args.timeout))?;
+        let exit = run_one(t, dir, t.timeout.unwrap_or(args.test_timeout))?;
         let secs = started.elapsed().as_secs_f64();
         std::fs::write(dir.file(name, TestFile::Secs), format!("{secs:.1}\n"))?;
         std::fs::write(dir.file(name, TestFile::Dmesg), read_clear_kmsg())?;
@@ -387,7 +387,7 @@ mod tests {
         use clap::Parser;
         let args = GuestRunArgs {
             results: "/r/vm-results/fast".into(),
-            timeout: 300,
+            test_timeout: 300,
             manifest: Some("/r/kselftests.toml".into()),
             binaries: vec!["/b/smoke".into(), "/b/io_uring_ipc".into()],
         };

@@ -197,7 +197,7 @@ fn run_on_kernel(
         .collect();
     let limits = Limits {
         tests,
-        default_timeout: args.timeout,
+        default_timeout: args.test_timeout,
         grace: GRACE,
         boot: vm::boot_allowance(accel, Profile::Fast),
     };
@@ -219,15 +219,14 @@ fn run_on_kernel(
             &xtask,
             &GuestRunArgs {
                 results: dir.path().to_path_buf(),
-                timeout: args.timeout,
+                test_timeout: args.test_timeout,
                 manifest: Some(manifest),
                 binaries: vec![],
             },
         );
         let spec = VmSpec {
             kernel,
-            cpus: args.cpus,
-            memory: "2G",
+            vm: &args.vm,
             rwdirs: vec![dir.path()],
             exec: Some(exec),
             console: true,
@@ -300,7 +299,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// How long the guest may go without progress.
 struct Limits<'a> {
     tests: &'a [GuestTest],
-    /// A test's own timeout when it has none (`--timeout`).
+    /// A test's timeout when it has none of its own (`--test-timeout`).
     default_timeout: u64,
     /// Time a guest may take past a test's timeout.
     grace: Duration,
@@ -510,7 +509,7 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
     let list = ListFile::load()?;
     let t_start = Instant::now();
-    let jobs = args.jobs.unwrap_or_else(|| {
+    let jobs = args.make.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -522,20 +521,13 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     };
 
     // Kernels first: they are what takes long when something changed.
-    let patched = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: Profile::Fast,
-            jobs: args.jobs,
-            force: false,
-        },
-    )?;
-    let base = crate::kernel::build_base(sh, args.jobs)?;
+    let patched = crate::kernel::build(sh, &BuildArgs::of(Profile::Fast, args.make))?;
+    let base = crate::kernel::build_base(sh, args.make.jobs)?;
 
     let mut tests: Vec<GuestTest> = Vec::new();
     if suites.contains(&Suite::Liburing) {
         let dir = crate::liburing::prepare(sh, jobs)?;
-        tests.extend(crate::liburing::tests(&dir, args.timeout)?);
+        tests.extend(crate::liburing::tests(&dir, args.test_timeout)?);
     }
     if suites.contains(&Suite::Mqueue) {
         // The patched tree's selftests (a superset of the base tree's), the
@@ -585,12 +577,12 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
         if !args.resume {
             let _ = std::fs::remove_dir_all(dir.path());
         }
-        println!("{}", vm::describe(&accel, args.cpus, kernel));
+        println!("{}", vm::describe(&accel, args.vm.cpus, kernel));
         println!(
             "[regress {label}] {} tests ({} listed as not run), per-test timeout {}s",
             tests.len(),
             listed.len(),
-            args.timeout
+            args.test_timeout
         );
         all.insert(
             label,
@@ -609,7 +601,7 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
         base.release,
         patched.release,
         accel.name(),
-        args.cpus
+        args.vm.cpus
     ));
     ktap.push_str(&format!("1..{}\n", names.len()));
     let mut table = vec![[

@@ -104,14 +104,7 @@ pub fn build_kselftests(sh: &Shell, built: &crate::kernel::Built) -> Result<Vec<
 
 pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
-    let built = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: args.profile,
-            jobs: args.jobs,
-            force: false,
-        },
-    )?;
+    let built = crate::kernel::build(sh, &BuildArgs::of(args.kernel.profile, args.make))?;
     let uapi_absent = crate::uapi::check(sh, &built)?;
     let bin_dir = build_selftests(sh)?;
     let helpers = build_c_helpers(sh)?;
@@ -133,7 +126,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     let results = ResultsDir::new(
         crate::target_dir()
             .join("vm-results")
-            .join(args.profile.name()),
+            .join(args.kernel.profile.name()),
     );
     let _ = std::fs::remove_dir_all(results.path());
     std::fs::create_dir_all(results.path())?;
@@ -156,28 +149,27 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         &xtask,
         &GuestRunArgs {
             results: results.path().to_path_buf(),
-            timeout: args.timeout,
+            test_timeout: args.test_timeout,
             manifest: Some(manifest),
             binaries: rust_names.iter().map(|n| bin_dir.join(n)).collect(),
         },
     ));
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: "2G",
+        vm: &args.vm,
         rwdirs: vec![results.path()],
         exec: Some(exec),
         console: true,
     };
     let kselftest_time: u64 = kselftests
         .iter()
-        .map(|t| t.timeout.unwrap_or(args.timeout))
+        .map(|t| t.timeout.unwrap_or(args.test_timeout))
         .sum();
-    let budget = vm::boot_allowance(&accel, args.profile)
-        + Duration::from_secs(args.timeout * rust_names.len() as u64 + kselftest_time + 30);
+    let budget = vm::boot_allowance(&accel, args.kernel.profile)
+        + Duration::from_secs(args.test_timeout * rust_names.len() as u64 + kselftest_time + 30);
     println!(
         "[vm] booting; {} selftest binaries; watchdog {}s",
         names.len(),
@@ -267,10 +259,10 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     let t = &report.tally;
     println!(
         "# {} kernel {} ({}), {} vCPUs",
-        args.profile.name(),
+        args.kernel.profile.name(),
         built.release,
         accel.name(),
-        args.cpus
+        args.vm.cpus
     );
     println!(
         "{} passed, {} failed, {} skipped",

@@ -19,7 +19,7 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         );
     }
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     // The tracer, its workload and the selftests (the usual things to trace).
     println!("[trace] cargo build --release -p ipc-trace -p selftests");
     cmd!(
@@ -40,11 +40,10 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
     exec.extend(args.cmd.iter().cloned());
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: "2G",
+        vm: &args.vm,
         rwdirs: vec![],
         exec: Some(exec),
         console: false,

@@ -11,7 +11,7 @@ use xshell::Shell;
 
 pub use session::{End, Line, Session, Stream};
 
-use crate::flags::{Profile, VmArgs};
+use crate::flags::{Profile, VmArgs, VmOpts};
 use crate::kernel::Built;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +80,7 @@ pub fn shell_quote(s: &str) -> String {
 
 pub struct VmSpec<'a> {
     pub kernel: &'a Built,
-    pub cpus: u32,
-    pub memory: &'a str,
+    pub vm: &'a VmOpts,
     pub rwdirs: Vec<&'a Path>,
     pub exec: Option<Vec<String>>,
     /// The full serial console on vng's output (`--verbose`, every log
@@ -94,8 +93,8 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     let vng = crate::deps::pinned_vng()?;
     let mut c = Command::new(vng);
     c.arg("--run").arg(&spec.kernel.bzimage);
-    c.arg("--cpus").arg(spec.cpus.to_string());
-    c.arg("--memory").arg(spec.memory);
+    c.arg("--cpus").arg(spec.vm.cpus.to_string());
+    c.arg("--memory").arg(&spec.vm.memory);
     if matches!(accel, Accel::Tcg(_)) {
         c.arg("--disable-kvm");
     }
@@ -146,13 +145,12 @@ pub fn describe(accel: &Accel, cpus: u32, built: &Built) -> String {
 
 pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     let accel = detect_accel();
-    println!("{}", describe(&accel, args.cpus, &built));
+    println!("{}", describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: &args.memory,
+        vm: &args.vm,
         rwdirs: vec![],
         exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
         console: false,
