@@ -3,15 +3,14 @@
 //! baselines on the host kernel too), then render tables, JSON, SVG plots
 //! and a markdown report under target/bench/.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::{BenchArgs, Profile};
+use crate::flags::BenchArgs;
 use crate::progress::{fmt_duration, Progress};
 use crate::vm::{self, Accel, VmSpec};
 
@@ -28,93 +27,54 @@ pub fn select_args(args: &BenchArgs) -> Vec<String> {
     v
 }
 
-/// Seconds the whole guest run may take before it is killed.
+/// How long the whole guest run may take before it is killed.
 pub fn budget(args: &BenchArgs, accel: &Accel) -> Duration {
-    if let Some(t) = args.timeout {
+    if let Some(t) = args.run_timeout {
         return Duration::from_secs(t);
     }
-    let boot = match (accel, args.profile) {
-        (Accel::Kvm, _) => 60,
-        (Accel::Tcg(_), Profile::Fast) => 180,
-        (Accel::Tcg(_), Profile::Debug) => 400,
-    };
     let suite = if args.quick { 600 } else { 4 * 3600 };
-    Duration::from_secs(boot + suite)
+    vm::boot_allowance(accel, args.kernel.profile) + Duration::from_secs(suite)
 }
 
 /// Run `command`, feeding its stdout into a progress display of `total`
 /// steps (the suite prints "  BENCH   <id>" per measurement); kill its
-/// process group after `budget`. Returns its status, or None if killed.
-fn follow(
-    mut command: Command,
-    label: &str,
-    total: u64,
-    budget: Duration,
-) -> Result<Option<ExitStatus>> {
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
-    // Its own process group, so the watchdog takes QEMU down with vng.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let t0 = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {label}"))?;
-    let pgid = child.id() as libc::pid_t;
-    let stdout = child.stdout.take().expect("piped");
-    let label_owned = label.to_string();
-    let echo = std::thread::spawn(move || {
-        let mut p = Progress::new(&label_owned, Some(total));
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            p.line(&l);
-        }
-        p.finish();
-    });
-    let stderr = child.stderr.take().expect("piped");
-    let prefix = label.to_string();
-    let echo_err = std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[{prefix}] {l}");
-        }
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if t0.elapsed() > budget {
-            // SAFETY: kill() on the process group we created above.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+/// process group after `budget`.
+fn follow(command: Command, label: &str, total: u64, budget: Duration) -> Result<vm::End> {
+    let mut session = vm::Session::spawn(command).with_context(|| format!("starting {label}"))?;
+    let t0 = session.started();
+    let mut progress = Progress::new(label, Some(total));
+    let mut on_line = |l: vm::Line| match l.stream {
+        vm::Stream::Stdout => progress.line(&l.text),
+        vm::Stream::Stderr => eprintln!("[{label}] {}", l.text),
     };
-    let _ = echo.join();
-    let _ = echo_err.join();
+    let end = session.run_until(Some(t0 + budget), &mut on_line)?;
+    session.finish(&mut on_line);
+    progress.finish();
     println!(
         "[{label}] finished in {} ({})",
         fmt_duration(t0.elapsed()),
-        match status {
-            Some(s) => s.to_string(),
-            None => format!("killed after {}s", budget.as_secs()),
+        match end {
+            vm::End::Exited(s) => s.to_string(),
+            vm::End::Killed => format!("killed after {}s", budget.as_secs()),
         }
     );
-    Ok(status)
+    Ok(end)
 }
 
-fn verdict(what: &str, status: Option<ExitStatus>, json: &Path) -> Option<String> {
-    match status {
-        None => Some(format!("{what}: killed by the watchdog")),
-        Some(s) if !s.success() => Some(format!("{what}: {s}")),
-        Some(_) if !json.exists() => Some(format!("{what}: wrote no {}", json.display())),
-        Some(_) => None,
+fn verdict(what: &str, end: vm::End, json: &Path) -> Option<String> {
+    match end {
+        vm::End::Killed => Some(format!("{what}: killed by the watchdog")),
+        vm::End::Exited(s) if !s.success() => Some(format!("{what}: {s}")),
+        vm::End::Exited(_) if !json.exists() => {
+            Some(format!("{what}: wrote no {}", json.display()))
+        }
+        vm::End::Exited(_) => None,
     }
 }
 
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     println!("[bench] cargo build --release -p uring-ipc-bench");
     cmd!(sh, "cargo build --quiet --release -p uring-ipc-bench").run()?;
     let bin = crate::target_dir().join("release/uring-ipc-bench");
@@ -144,12 +104,12 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
             .arg("--out")
             .arg(&host_json)
             .args(["--environment", "host", "--accel", host_accel()]);
-        let status = follow(c, "host", total, budget(args, &Accel::Kvm))?;
-        problems.extend(verdict("host run", status, &host_json));
+        let end = follow(c, "host", total, budget(args, &Accel::Kvm))?;
+        problems.extend(verdict("host run", end, &host_json));
     }
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     println!("[bench] host load average: {}", host_load());
     let vm_json = raw.join("vm.json");
     let mut exec = vec![bin.display().to_string(), "run".to_string()];
@@ -175,8 +135,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     ]);
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: &args.memory,
+        vm: &args.vm,
         rwdirs: vec![&raw],
         exec: Some(exec),
         console: false,
@@ -187,8 +146,8 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         if args.quick { " (quick)" } else { "" },
         budget.as_secs()
     );
-    let status = follow(vm::command(&spec, &accel)?, "bench", total, budget)?;
-    problems.extend(verdict("VM run", status, &vm_json));
+    let end = follow(vm::command(&spec, &accel)?, "bench", total, budget)?;
+    problems.extend(verdict("VM run", end, &vm_json));
 
     if vm_json.exists() {
         let mut render = vec![
@@ -258,16 +217,21 @@ pub fn out_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flags::{Profile, ProfileOpt, VmOpts};
 
     fn args(quick: bool, filter: &[&str]) -> BenchArgs {
         BenchArgs {
             quick,
             filter: filter.iter().map(|s| s.to_string()).collect(),
             host: false,
-            profile: Profile::Fast,
-            cpus: 2,
-            memory: "2G".into(),
-            timeout: None,
+            run_timeout: None,
+            kernel: ProfileOpt {
+                profile: Profile::Fast,
+            },
+            vm: VmOpts {
+                cpus: 2,
+                memory: "2G".into(),
+            },
         }
     }
 
@@ -286,7 +250,7 @@ mod tests {
         assert_eq!(budget(&args(true, &[]), &tcg), Duration::from_secs(780));
         assert!(budget(&args(false, &[]), &tcg) > budget(&args(true, &[]), &tcg));
         let mut a = args(true, &[]);
-        a.timeout = Some(5);
+        a.run_timeout = Some(5);
         assert_eq!(budget(&a, &Accel::Kvm), Duration::from_secs(5));
         assert!(out_dir().ends_with("target/bench"));
     }

@@ -16,7 +16,7 @@ pub enum Cmd {
     /// Install the host packages the workspace needs (idempotent).
     Deps(DepsArgs),
     /// Fetch the pinned base kernel, apply patches/, configure and build it.
-    BuildKernel(BuildArgs),
+    BuildKernel(BuildKernelArgs),
     /// Work on the patch series: apply, export, check.
     Patches(PatchesArgs),
     /// Boot the built kernel in a virtme-ng VM (a shell, or run CMD).
@@ -29,6 +29,7 @@ pub enum Cmd {
     Regress(RegressArgs),
     /// Run CMD in the VM under ipc-trace (BPF): per-channel IPC counts,
     /// errors and latency histograms, mq_timedreceive2 peek/receive latency.
+    /// BPF and BTF are in the fast profile.
     Trace(TraceArgs),
     /// IPC benchmarks in the patched kernel: io_uring IPC against pipes,
     /// sockets, shm+eventfd and POSIX mqueues; tables, JSON, plots and a
@@ -63,16 +64,75 @@ pub struct DepsArgs {
     pub check: bool,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct BuildArgs {
+/// `--profile`: which kernel a command builds and boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Build options")]
+pub struct ProfileOpt {
+    /// Kernel configuration to build (and boot).
     #[arg(long, value_enum, default_value = "fast")]
     pub profile: Profile,
-    /// Parallel make jobs (default: number of CPUs).
-    #[arg(long)]
+}
+
+const JOBS_HELP: &str = "Parallel make jobs (default: number of CPUs)";
+
+/// `--jobs`: make's parallelism for the kernel builds a command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Build options")]
+pub struct JobsOpt {
+    #[arg(long, value_name = "N", help = JOBS_HELP)]
     pub jobs: Option<usize>,
+}
+
+/// The guest machine of every command that boots a VM.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "VM options")]
+pub struct VmOpts {
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub cpus: u32,
+    /// Guest memory, as understood by vng (e.g. 2G).
+    #[arg(long, value_name = "SIZE", default_value = "2G")]
+    pub memory: String,
+}
+
+/// What `kernel::build` is asked to build.
+#[derive(Debug, Clone)]
+pub struct BuildArgs {
+    pub profile: Profile,
+    pub jobs: Option<usize>,
+    /// Run make even when the inputs are unchanged since the last build.
+    pub force: bool,
+}
+
+impl BuildArgs {
+    /// `profile`, built with `make`'s jobs, unless it is up to date.
+    pub fn of(profile: Profile, make: JobsOpt) -> BuildArgs {
+        BuildArgs {
+            profile,
+            jobs: make.jobs,
+            force: false,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildKernelArgs {
     /// Run make even when the inputs are unchanged since the last build.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub kernel: ProfileOpt,
+    #[command(flatten)]
+    pub make: JobsOpt,
+}
+
+impl BuildKernelArgs {
+    pub fn request(&self) -> BuildArgs {
+        BuildArgs {
+            force: self.force,
+            ..BuildArgs::of(self.kernel.profile, self.make)
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,10 +190,15 @@ pub enum PatchesCmd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GateCheck {
+    /// scripts/checkpatch.pl --strict.
     Checkpatch,
+    /// Subject, body, Signed-off-by, whitespace.
     Format,
+    /// scripts/kernel-doc -none -Wall on the touched files.
     KernelDoc,
+    /// sparse and W=1 on the touched objects.
     Sparse,
+    /// make vmlinux at every prefix of the series.
     Bisect,
 }
 
@@ -161,49 +226,46 @@ pub struct CheckArgs {
     /// patches/, e.g. a scratch copy.
     #[arg(long, value_name = "DIR")]
     pub patch_dir: Option<std::path::PathBuf>,
-    /// Parallel make jobs (default: number of CPUs).
-    #[arg(long)]
+    #[arg(long, value_name = "N", help = JOBS_HELP)]
     pub jobs: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {
-    #[arg(long, value_enum, default_value = "fast")]
-    pub profile: Profile,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
-    /// Guest memory, as understood by vng (e.g. 2G).
-    #[arg(long, default_value = "2G")]
-    pub memory: String,
     /// Command to run in the guest; an interactive shell when empty.
     #[arg(last = true)]
     pub cmd: Vec<String>,
+    #[command(flatten)]
+    pub kernel: ProfileOpt,
+    #[command(flatten)]
+    pub vm: VmOpts,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    #[arg(long, value_enum, default_value = "fast")]
-    pub profile: Profile,
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Per-selftest-binary timeout in seconds (killed and failed after it).
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// Seconds each selftest binary may run in the guest before it is
+    /// killed and failed (the kernel's selftests: their `settings` timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub test_timeout: u64,
     /// Only run selftest binaries whose name contains this string.
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub kernel: ProfileOpt,
+    #[command(flatten)]
+    pub make: JobsOpt,
+    #[command(flatten)]
+    pub vm: VmOpts,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct GuestRunArgs {
     /// Directory (shared with the host) for per-binary output and kernel logs.
     #[arg(long)]
     pub results: std::path::PathBuf,
-    #[arg(long)]
-    pub timeout: u64,
+    /// Seconds a test may run before its process group is killed, for
+    /// tests that bring no timeout of their own.
+    #[arg(long, value_name = "SECS")]
+    pub test_timeout: u64,
     /// More tests to run after BINARIES, with arguments and result
     /// conventions (TOML, written by the host).
     #[arg(long)]
@@ -228,31 +290,25 @@ pub struct RegressArgs {
     /// Suites to run (default: all).
     #[arg(long, value_enum)]
     pub suite: Vec<Suite>,
-    /// Per-test timeout in seconds inside the guest; the host reboots a
-    /// guest that does not finish a test within this plus a grace period.
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u64,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
-    /// Parallel make jobs for kernel builds (default: number of CPUs).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    /// Seconds each liburing test may run in the guest before it is killed
+    /// (the kernel's selftests: their `settings` timeout, times 4 under TCG);
+    /// a guest still in a test 30 s after its timeout is killed, the test
+    /// recorded as hung, and a new VM goes on with the next one.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub test_timeout: u64,
     /// Keep the results of an interrupted run and run only what is missing.
     #[arg(long)]
     pub resume: bool,
     /// Only tests whose name contains this string.
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub make: JobsOpt,
+    #[command(flatten)]
+    pub vm: VmOpts,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// Kernel profile; BPF and BTF are in the fast profile.
-    #[arg(long, value_enum, default_value = "fast")]
-    pub profile: Profile,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
     /// Print the counters every SECS seconds while CMD runs (0: summary only).
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub interval: f64,
@@ -262,6 +318,10 @@ pub struct TraceArgs {
     /// Command to run in the guest under the tracer.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+    #[command(flatten)]
+    pub kernel: ProfileOpt,
+    #[command(flatten)]
+    pub vm: VmOpts,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -277,15 +337,127 @@ pub struct BenchArgs {
     /// Also run the baselines on the host kernel, for comparison.
     #[arg(long)]
     pub host: bool,
-    #[arg(long, value_enum, default_value = "fast")]
-    pub profile: Profile,
-    /// Number of vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
-    /// Guest memory, as understood by vng.
-    #[arg(long, default_value = "2G")]
-    pub memory: String,
-    /// Kill the VM after this many seconds (default: by mode and accelerator).
-    #[arg(long)]
-    pub timeout: Option<u64>,
+    /// Seconds each run of the suite (in the VM; on the host with --host)
+    /// may take before it is killed (default: the boot allowance plus 10
+    /// minutes with --quick, 4 hours without).
+    #[arg(long, value_name = "SECS")]
+    pub run_timeout: Option<u64>,
+    #[command(flatten)]
+    pub kernel: ProfileOpt,
+    #[command(flatten)]
+    pub vm: VmOpts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(line: &str) -> Result<Cmd, clap::Error> {
+        Xtask::try_parse_from(std::iter::once("cargo xtask").chain(line.split_whitespace()))
+            .map(|x| x.cmd)
+    }
+
+    #[test]
+    fn the_interface_is_consistent() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_is_described() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Xtask::command(), "xtask", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
+
+    #[test]
+    fn every_command_that_boots_takes_the_vm_options() {
+        for cmd in ["vm", "test", "regress", "bench", "trace -- true"] {
+            let (name, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
+            let vm = match parse(&format!("{name} --cpus 3 --memory 4G {rest}")).unwrap() {
+                Cmd::Vm(a) => a.vm,
+                Cmd::Test(a) => a.vm,
+                Cmd::Regress(a) => a.vm,
+                Cmd::Bench(a) => a.vm,
+                Cmd::Trace(a) => a.vm,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                vm,
+                VmOpts {
+                    cpus: 3,
+                    memory: "4G".into()
+                },
+                "{cmd}"
+            );
+        }
+        let Cmd::Trace(t) = parse("trace -- true").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            t.vm,
+            VmOpts {
+                cpus: 2,
+                memory: "2G".into()
+            }
+        );
+    }
+
+    #[test]
+    fn timeouts_are_named_for_what_they_bound() {
+        let Cmd::Test(t) = parse("test --profile debug --jobs 3 --test-timeout 9 mq").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                t.kernel.profile,
+                t.make.jobs,
+                t.test_timeout,
+                t.filter.as_deref()
+            ),
+            (Profile::Debug, Some(3), 9, Some("mq"))
+        );
+        let Cmd::Regress(r) = parse("regress --quick").unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.test_timeout, r.make.jobs), (60, None));
+        let Cmd::Bench(b) = parse("bench --run-timeout 5").unwrap() else {
+            panic!()
+        };
+        assert_eq!(b.run_timeout, Some(5));
+        for old in [
+            "test --timeout 9",
+            "regress --timeout 9",
+            "bench --timeout 9",
+        ] {
+            assert!(parse(old).is_err(), "{old}");
+        }
+    }
+
+    #[test]
+    fn build_kernel_asks_for_what_was_given() {
+        let Cmd::BuildKernel(b) = parse("build-kernel --profile debug --jobs 4 --force").unwrap()
+        else {
+            panic!()
+        };
+        let r = b.request();
+        assert_eq!(
+            (r.profile, r.jobs, r.force),
+            (Profile::Debug, Some(4), true)
+        );
+        let r = BuildArgs::of(Profile::Fast, JobsOpt { jobs: None });
+        assert_eq!((r.profile, r.jobs, r.force), (Profile::Fast, None, false));
+    }
 }

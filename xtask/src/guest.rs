@@ -9,16 +9,17 @@
 //! and turned into a one-case KTAP document, `<name>.ktap`, judged by the
 //! exit status.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::flags::GuestRunArgs;
+use crate::results::{Exit, Outcome, ResultsDir, TestFile};
+use crate::vm::{End, Line, Session, Stream};
 
 /// How a test binary reports its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -35,25 +36,16 @@ pub enum Convention {
     Liburing,
 }
 
-/// The verdict on one binary from its recorded exit (`exit N`, `signal N`,
-/// `timeout N`, or anything else for "did not finish").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Skip,
-    Fail,
-}
-
 impl Convention {
-    pub fn judge(self, exit: &str) -> Outcome {
+    /// What a binary's exit means under this convention (its output aside).
+    pub fn judge(self, exit: &Exit) -> Outcome {
         let skip_code = match self {
             Convention::Ktap | Convention::Kselftest => 4,
             Convention::Liburing => 77,
         };
-        let mut w = exit.split_whitespace();
-        match (w.next(), w.next().and_then(|c| c.parse::<i32>().ok())) {
-            (Some("exit"), Some(0)) => Outcome::Pass,
-            (Some("exit"), Some(c)) if c == skip_code => Outcome::Skip,
+        match exit {
+            Exit::Code(0) => Outcome::Pass,
+            Exit::Code(c) if *c == skip_code => Outcome::Skip,
             _ => Outcome::Fail,
         }
     }
@@ -71,7 +63,7 @@ pub struct GuestTest {
     #[serde(default)]
     pub convention: Convention,
     /// Seconds before the binary's process group is killed (default: the
-    /// run's --timeout).
+    /// run's --test-timeout).
     #[serde(default)]
     pub timeout: Option<u64>,
     /// Run in a fresh empty directory under the guest's /tmp (for tests
@@ -115,7 +107,7 @@ fn has_plan(output: &str) -> bool {
 /// (`ok 1 # SKIP why`) given the binary's name; anything else becomes one
 /// test case named after the binary, its output as comment lines, and the
 /// verdict taken from the exit status.
-pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &str) -> String {
+pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &Exit) -> String {
     let mut doc = String::new();
     if has_plan(output) {
         if !output.starts_with("KTAP version") && !output.starts_with("TAP version") {
@@ -150,8 +142,23 @@ pub fn to_ktap(name: &str, output: &str, convention: Convention, exit: &str) -> 
     doc
 }
 
-/// File in the results directory naming the test that is running.
-pub const RUNNING: &str = "running";
+/// The guest's command line that runs `guest-run` (the copy of xtask at
+/// `xtask`) with `args`: the one place its arguments are spelled out.
+pub fn command_line(xtask: &Path, args: &GuestRunArgs) -> Vec<String> {
+    let mut v = vec![
+        xtask.display().to_string(),
+        "guest-run".to_string(),
+        "--results".to_string(),
+        args.results.display().to_string(),
+        "--test-timeout".to_string(),
+        args.test_timeout.to_string(),
+    ];
+    if let Some(m) = &args.manifest {
+        v.extend(["--manifest".to_string(), m.display().to_string()]);
+    }
+    v.extend(args.binaries.iter().map(|b| b.display().to_string()));
+    v
+}
 
 const SYSLOG_ACTION_READ_CLEAR: libc::c_int = 4;
 const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
@@ -181,9 +188,9 @@ fn say(line: &str) {
 }
 
 pub fn run(args: &GuestRunArgs) -> Result<()> {
-    let dir = &args.results;
-    std::fs::write(dir.join("boot.dmesg"), read_clear_kmsg())?;
-    std::fs::write(dir.join("uname"), uname_release())?;
+    let dir = &ResultsDir::new(&args.results);
+    std::fs::write(dir.boot_dmesg(), read_clear_kmsg())?;
+    std::fs::write(dir.uname(), uname_release())?;
     let mut tests: Vec<GuestTest> = args
         .binaries
         .iter()
@@ -209,38 +216,32 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
     for (i, t) in tests.iter().enumerate() {
         let name = t.name.as_str();
         // What runs now, for a host that watches for wedged guests.
-        std::fs::write(dir.join(RUNNING), format!("{name}\n"))?;
+        std::fs::write(dir.running(), format!("{name}\n"))?;
         // SAFETY: sync() has no preconditions.
         unsafe { libc::sync() };
         let started = Instant::now();
-        let (exit, verdict) = run_one(t, dir, t.timeout.unwrap_or(args.timeout))?;
+        let exit = run_one(t, dir, t.timeout.unwrap_or(args.test_timeout))?;
         let secs = started.elapsed().as_secs_f64();
-        std::fs::write(dir.join(format!("{name}.secs")), format!("{secs:.1}\n"))?;
-        std::fs::write(dir.join(format!("{name}.dmesg")), read_clear_kmsg())?;
-        std::fs::write(dir.join(format!("{name}.exit")), format!("{exit}\n"))?;
+        std::fs::write(dir.file(name, TestFile::Secs), format!("{secs:.1}\n"))?;
+        std::fs::write(dir.file(name, TestFile::Dmesg), read_clear_kmsg())?;
+        dir.write_exit(name, &exit)?;
         // SAFETY: sync() has no preconditions; the host reads results while
         // the VM runs, and may have to kill a wedged guest.
         unsafe { libc::sync() };
-        let line = match verdict {
-            Verdict::Ok => format!("ok {} {name}", i + 1),
-            Verdict::Skip => format!("ok {} {name} # SKIP", i + 1),
-            Verdict::Fail => {
+        let line = match t.convention.judge(&exit) {
+            Outcome::Pass => format!("ok {} {name}", i + 1),
+            Outcome::Skip => format!("ok {} {name} # SKIP", i + 1),
+            Outcome::Fail => {
                 all_ok = false;
                 format!("not ok {} {name} # {exit}", i + 1)
             }
         };
         say(&line);
     }
-    let _ = std::fs::remove_file(dir.join(RUNNING));
+    let _ = std::fs::remove_file(dir.running());
     // SAFETY: sync() has no preconditions; flush results to the 9p share.
     unsafe { libc::sync() };
     std::process::exit(if all_ok { 0 } else { 1 });
-}
-
-enum Verdict {
-    Ok,
-    Skip,
-    Fail,
 }
 
 fn uname_release() -> String {
@@ -250,89 +251,68 @@ fn uname_release() -> String {
         .to_string()
 }
 
-fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)> {
+/// Run one test, keep its output, and say how it ended.
+fn run_one(t: &GuestTest, dir: &ResultsDir, timeout: u64) -> Result<Exit> {
     let name = t.name.as_str();
     say(&format!("# selftest: {name}"));
     // Written as it comes, so a hung binary's partial output survives.
     let (raw_path, ktap_path) = (
-        dir.join(format!("{name}.out")),
-        dir.join(format!("{name}.ktap")),
+        dir.file(name, TestFile::Out),
+        dir.file(name, TestFile::Ktap),
     );
     let raw_out = match t.convention {
         Convention::Ktap => ktap_path.clone(),
         _ => raw_path.clone(),
     };
-    let out_file = std::fs::File::create(&raw_out)?;
-    let err_file = out_file.try_clone()?;
+    let mut out_file = std::fs::File::create(&raw_out)?;
     let scratch = t
         .scratch
         .then(|| std::env::temp_dir().join(format!("uring-ipc-{name}")));
     let mut command = Command::new(&t.path);
-    command
-        .args(&t.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    command.args(&t.args);
     if let Some(d) = &scratch {
         let _ = std::fs::remove_dir_all(d);
         std::fs::create_dir_all(d)?;
         command.current_dir(d);
     }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {}", t.path.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let stderr = child.stderr.take().unwrap();
+    let mut session =
+        Session::spawn(command).with_context(|| format!("starting {}", t.path.display()))?;
     // A Ktap binary's stderr is commentary; free-form output keeps both.
     let keep_err = t.convention != Convention::Ktap;
-    let err_thread = std::thread::spawn(move || {
-        let mut err_file = err_file;
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            say(&format!("    # stderr: {l}"));
-            if keep_err {
-                // One write per line: stdout's thread writes the same file.
-                let _ = err_file.write_all(format!("stderr: {l}\n").as_bytes());
+    let mut on_line = |l: Line| {
+        let kept = match l.stream {
+            Stream::Stdout => {
+                say(&format!("    {}", l.text));
+                Some(format!("{}\n", l.text))
             }
+            Stream::Stderr => {
+                say(&format!("    # stderr: {}", l.text));
+                keep_err.then(|| format!("stderr: {}\n", l.text))
+            }
+        };
+        if let Some(k) = kept {
+            let _ = out_file.write_all(k.as_bytes());
         }
-    });
-    let stdout = child.stdout.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut out_file = out_file;
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            say(&format!("    {l}"));
-            let _ = out_file.write_all(format!("{l}\n").as_bytes());
-        }
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(timeout) {
-            // SAFETY: kill() on our child's process group; no memory involved.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     };
-    // A timed-out binary's grandchildren may still hold the pipes: only wait
-    // for the readers when the binary ended by itself.
-    if status.is_some() {
-        let _ = out_thread.join();
-        let _ = err_thread.join();
-    }
+    let deadline = session.started() + Duration::from_secs(timeout);
+    let status = match session.run_until(Some(deadline), &mut on_line)? {
+        End::Exited(s) => {
+            session.finish(&mut on_line);
+            Some(s)
+        }
+        End::Killed => {
+            // The binary's grandchildren may still hold the pipes (outside
+            // its group): do not wait for them.
+            session.abandon(&mut on_line);
+            None
+        }
+    };
     let exit = match status {
         None => {
             say(&format!("    # {name}: killed after {timeout}s"));
-            format!("timeout {timeout}")
+            Exit::Timeout(timeout)
         }
-        Some(s) => match (s.code(), s.signal()) {
-            (Some(c), _) => format!("exit {c}"),
-            (None, Some(sig)) => format!("signal {sig}"),
-            (None, None) => "signal 0".to_string(),
-        },
+        Some(s) => Exit::of(s),
     };
     if let Some(d) = &scratch {
         let _ = std::fs::remove_dir_all(d);
@@ -341,12 +321,7 @@ fn run_one(t: &GuestTest, dir: &Path, timeout: u64) -> Result<(String, Verdict)>
         let raw = std::fs::read_to_string(&raw_path).unwrap_or_default();
         std::fs::write(&ktap_path, to_ktap(name, &raw, t.convention, &exit))?;
     }
-    let verdict = match t.convention.judge(&exit) {
-        Outcome::Pass => Verdict::Ok,
-        Outcome::Skip => Verdict::Skip,
-        Outcome::Fail => Verdict::Fail,
-    };
-    Ok((exit, verdict))
+    Ok(exit)
 }
 
 #[cfg(test)]
@@ -355,14 +330,18 @@ mod tests {
 
     #[test]
     fn conventions_judge_exit_records() {
-        assert_eq!(Convention::Kselftest.judge("exit 0\n"), Outcome::Pass);
-        assert_eq!(Convention::Kselftest.judge("exit 4"), Outcome::Skip);
-        assert_eq!(Convention::Kselftest.judge("exit 77"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge("exit 77"), Outcome::Skip);
-        assert_eq!(Convention::Liburing.judge("exit 4"), Outcome::Fail);
-        assert_eq!(Convention::Ktap.judge("signal 9"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge("timeout 60"), Outcome::Fail);
-        assert_eq!(Convention::Liburing.judge(""), Outcome::Fail);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(0)), Outcome::Pass);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(4)), Outcome::Skip);
+        assert_eq!(Convention::Kselftest.judge(&Exit::Code(77)), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge(&Exit::Code(77)), Outcome::Skip);
+        assert_eq!(Convention::Liburing.judge(&Exit::Code(4)), Outcome::Fail);
+        assert_eq!(Convention::Ktap.judge(&Exit::Signal(9)), Outcome::Fail);
+        assert_eq!(
+            Convention::Liburing.judge(&Exit::Timeout(60)),
+            Outcome::Fail
+        );
+        assert_eq!(Convention::Liburing.judge(&Exit::Hang(90)), Outcome::Fail);
+        assert_eq!(Convention::Liburing.judge(&Exit::VmDied), Outcome::Fail);
     }
 
     #[test]
@@ -371,36 +350,66 @@ mod tests {
             "mq_open_tests",
             "Test series 1\nPASS\n",
             Convention::Kselftest,
-            "exit 0",
+            &Exit::Code(0),
         );
         assert_eq!(
             k,
             "KTAP version 1\n1..1\n# Test series 1\n# PASS\nok 1 mq_open_tests\n"
         );
-        let k = to_ktap("a.t", "", Convention::Liburing, "exit 77");
+        let k = to_ktap("a.t", "", Convention::Liburing, &Exit::Code(77));
         assert!(k.ends_with("ok 1 a.t # SKIP exit 77\n"));
-        let k = to_ktap("a.t", "boom\n", Convention::Liburing, "exit 1");
+        let k = to_ktap("a.t", "boom\n", Convention::Liburing, &Exit::Code(1));
         assert!(k.ends_with("not ok 1 a.t # exit 1\n"));
-        let t = crate::ktap::tally_binary("a.t", &k, &crate::ktap::Exit::Code(1));
+        let t = crate::ktap::tally_binary("a.t", &k, &Exit::Code(1));
         assert_eq!((t.passed, t.failed), (0, 1));
     }
 
     #[test]
     fn tap_output_is_kept_and_nameless_results_named() {
         let out = "TAP version 13\n1..2\nok 1 global.peek\nok 2 # SKIP not root\n";
-        let k = to_ktap("mq_peek_test", out, Convention::Kselftest, "exit 0");
+        let k = to_ktap("mq_peek_test", out, Convention::Kselftest, &Exit::Code(0));
         assert!(k.starts_with("TAP version 13\n1..2\nok 1 global.peek\n"));
         assert!(k.contains("ok 2 mq_peek_test # SKIP not root\n"));
-        let t = crate::ktap::tally_binary("mq_peek_test", &k, &crate::ktap::Exit::Code(0));
+        let t = crate::ktap::tally_binary("mq_peek_test", &k, &Exit::Code(0));
         assert_eq!((t.passed, t.skipped, t.failed), (1, 1, 0));
         let k = to_ktap(
             "x",
             "1..0 # SKIP Not running as root\n",
             Convention::Kselftest,
-            "exit 4",
+            &Exit::Code(4),
         );
-        let t = crate::ktap::tally_binary("x", &k, &crate::ktap::Exit::Code(4));
+        let t = crate::ktap::tally_binary("x", &k, &Exit::Code(4));
         assert_eq!((t.skipped, t.failed), (1, 0));
+    }
+
+    #[test]
+    fn guest_run_command_line_parses_back() {
+        use clap::Parser;
+        let args = GuestRunArgs {
+            results: "/r/vm-results/fast".into(),
+            test_timeout: 300,
+            manifest: Some("/r/kselftests.toml".into()),
+            binaries: vec!["/b/smoke".into(), "/b/io_uring_ipc".into()],
+        };
+        for args in [
+            args.clone(),
+            GuestRunArgs {
+                manifest: None,
+                binaries: vec![],
+                ..args
+            },
+        ] {
+            let line = command_line(Path::new("/r/xtask-guest"), &args);
+            assert_eq!(line[0], "/r/xtask-guest");
+            let parsed = crate::flags::Xtask::try_parse_from(
+                std::iter::once("cargo xtask").chain(line[1..].iter().map(String::as_str)),
+            )
+            .unwrap();
+            match parsed.cmd {
+                crate::flags::Cmd::GuestRun(p) => assert_eq!(p, args),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

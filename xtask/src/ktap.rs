@@ -4,18 +4,15 @@
 //! stores it unindented in <results>/<name>.ktap). A whole-binary skip is a
 //! plan of `1..0 # SKIP reason`.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Skip(String),
-}
+use crate::results::{Exit, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {
     pub number: u32,
     pub name: String,
-    pub verdict: Verdict,
+    pub outcome: Outcome,
+    /// What follows `SKIP`, exactly when the outcome is [`Outcome::Skip`].
+    pub skip_reason: Option<String>,
 }
 
 /// Parse one result line: `ok 3 name`, `not ok 4 name # reason`,
@@ -47,38 +44,17 @@ pub fn parse_result(line: &str) -> Option<CaseResult> {
         let upper = d.to_ascii_uppercase();
         upper.starts_with("SKIP").then(|| d[4..].trim().to_string())
     });
-    let verdict = match (ok, skip) {
-        (true, Some(reason)) => Verdict::Skip(reason),
-        (true, None) => Verdict::Pass,
-        (false, _) => Verdict::Fail,
+    let (outcome, skip_reason) = match (ok, skip) {
+        (true, Some(reason)) => (Outcome::Skip, Some(reason)),
+        (true, None) => (Outcome::Pass, None),
+        (false, _) => (Outcome::Fail, None),
     };
     Some(CaseResult {
         number,
         name: name.to_string(),
-        verdict,
+        outcome,
+        skip_reason,
     })
-}
-
-/// How a selftest binary ended, as recorded by the guest runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    Timeout(u64),
-    /// The VM went away before the binary finished.
-    Missing,
-}
-
-impl Exit {
-    pub fn parse(s: &str) -> Exit {
-        let mut w = s.split_whitespace();
-        match (w.next(), w.next().and_then(|v| v.parse::<i64>().ok())) {
-            (Some("exit"), Some(c)) => Exit::Code(c as i32),
-            (Some("signal"), Some(c)) => Exit::Signal(c as i32),
-            (Some("timeout"), Some(c)) => Exit::Timeout(c as u64),
-            _ => Exit::Missing,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,10 +101,10 @@ pub fn tally_binary(name: &str, ktap: &str, exit: &Exit) -> Tally {
         }
         if let Some(c) = parse_result(line) {
             results += 1;
-            match c.verdict {
-                Verdict::Pass => t.passed += 1,
-                Verdict::Fail => t.failed += 1,
-                Verdict::Skip(_) => t.skipped += 1,
+            match c.outcome {
+                Outcome::Pass => t.passed += 1,
+                Outcome::Fail => t.failed += 1,
+                Outcome::Skip => t.skipped += 1,
             }
         }
     }
@@ -181,7 +157,13 @@ pub fn tally_binary(name: &str, ktap: &str, exit: &Exit) -> Tally {
             t.problems
                 .push(format!("{name}: timed out after {secs}s and was killed"));
         }
-        Exit::Missing => {
+        Exit::Hang(secs) => {
+            t.failed += 1;
+            t.problems.push(format!(
+                "{name}: still running after {secs}s; the guest was killed"
+            ));
+        }
+        Exit::VmDied => {
             t.failed += 1;
             t.problems
                 .push(format!("{name}: never finished (the VM stopped first)"));
@@ -196,24 +178,25 @@ mod tests {
 
     #[test]
     fn parses_result_lines() {
+        let skip = |r: &str| (Outcome::Skip, Some(r.to_string()));
         let c = parse_result("ok 1 release_matches").unwrap();
         assert_eq!(
-            (c.number, c.name.as_str(), c.verdict),
-            (1, "release_matches", Verdict::Pass)
+            (c.number, c.name.as_str(), c.outcome, c.skip_reason),
+            (1, "release_matches", Outcome::Pass, None)
         );
         let c = parse_result("not ok 2 peek_order # expected 3, got 4").unwrap();
-        assert_eq!((c.name.as_str(), c.verdict), ("peek_order", Verdict::Fail));
+        assert_eq!((c.name.as_str(), c.outcome), ("peek_order", Outcome::Fail));
         let c = parse_result("ok 3 compat # SKIP no 32-bit toolchain").unwrap();
-        assert_eq!(c.verdict, Verdict::Skip("no 32-bit toolchain".into()));
+        assert_eq!((c.outcome, c.skip_reason), skip("no 32-bit toolchain"));
         let c = parse_result("ok 4 x # skip lower").unwrap();
-        assert_eq!(c.verdict, Verdict::Skip("lower".into()));
+        assert_eq!((c.outcome, c.skip_reason), skip("lower"));
         let c = parse_result("ok 5 # SKIP unnamed").unwrap();
         assert_eq!(
-            (c.number, c.name.as_str(), c.verdict),
-            (5, "", Verdict::Skip("unnamed".into()))
+            (c.number, c.name.as_str(), (c.outcome, c.skip_reason)),
+            (5, "", skip("unnamed"))
         );
         let c = parse_result("not ok 6 # TIMEOUT").unwrap();
-        assert_eq!((c.name.as_str(), c.verdict), ("", Verdict::Fail));
+        assert_eq!((c.name.as_str(), c.outcome), ("", Outcome::Fail));
         assert!(parse_result("# ok 1 comment").is_none());
         assert!(parse_result("okay 1 x").is_none());
         assert!(parse_result("ok x name").is_none());
@@ -259,15 +242,10 @@ mod tests {
         let t = tally_binary("t", "KTAP version 1\n1..1\nok 1 a\n", &Exit::Timeout(60));
         assert_eq!(t.failed, 1);
         assert!(t.problems[0].contains("timed out"));
-        let t = tally_binary("t", "", &Exit::Missing);
+        let t = tally_binary("t", "", &Exit::VmDied);
         assert_eq!(t.failed, 2);
-    }
-
-    #[test]
-    fn exit_records_parse() {
-        assert_eq!(Exit::parse("exit 4\n"), Exit::Code(4));
-        assert_eq!(Exit::parse("signal 9"), Exit::Signal(9));
-        assert_eq!(Exit::parse("timeout 30"), Exit::Timeout(30));
-        assert_eq!(Exit::parse(""), Exit::Missing);
+        let t = tally_binary("t", "KTAP version 1\n1..1\nok 1 a\n", &Exit::Hang(90));
+        assert_eq!(t.failed, 1);
+        assert!(t.problems[0].contains("still running after 90s"));
     }
 }

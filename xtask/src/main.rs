@@ -18,6 +18,7 @@ mod patches;
 mod postmortem;
 mod progress;
 mod regress;
+mod results;
 mod splat;
 mod stamp;
 mod test;
@@ -46,7 +47,7 @@ fn run() -> Result<()> {
         flags::Cmd::Deps(args) => deps::run(&sh, &args),
         flags::Cmd::BuildKernel(args) => {
             deps::require(&sh, deps::Need::Build)?;
-            kernel::build(&sh, &args).map(|_| ())
+            kernel::build(&sh, &args.request()).map(|_| ())
         }
         flags::Cmd::Patches(args) => patches::run(&sh, &args),
         flags::Cmd::Vm(args) => vm::run(&sh, &args),

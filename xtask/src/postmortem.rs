@@ -3,16 +3,11 @@
 //! build's vmlinux.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::kernel::Built;
 use crate::splat::Splat;
-
-/// Where a boot's full serial console goes.
-pub fn console_path(results: &Path) -> PathBuf {
-    results.join("console.log")
-}
 
 /// Lines of the console shown when a guest hung or died without a splat.
 const TAIL: usize = 40;
@@ -139,7 +134,7 @@ mod tests {
             build_dir: d.join("build"),
             src: d.join("src"),
         };
-        let console = console_path(&d);
+        let console = crate::results::ResultsDir::new(&d).console();
         let mut text: String = (0..100)
             .map(|i| format!("[    1.{i:06}] line {i}\n"))
             .collect();

@@ -18,26 +18,25 @@
 //! hangs under TCG, flaky tests) and the quick selection CI runs.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::mpsc;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use xshell::Shell;
 
-use crate::flags::{BuildArgs, Profile, RegressArgs, Suite};
-use crate::guest::{GuestTest, Manifest, Outcome};
+use crate::flags::{BuildArgs, GuestRunArgs, Profile, RegressArgs, Suite};
+use crate::guest::{GuestTest, Manifest};
 use crate::kernel::Built;
 use crate::progress::fmt_duration;
+use crate::results::{Exit, Outcome, ResultsDir, TestFile};
 use crate::vm::{self, Accel, VmSpec};
 
 /// Seconds a guest may take past a test's own timeout before the host
 /// declares it wedged (the in-guest kill and the log writes need time
 /// under emulation).
-const GRACE: u64 = 30;
+const GRACE: Duration = Duration::from_secs(30);
 
 /// Factor on kselftest `settings` timeouts under software emulation.
 const TCG_KSELFTEST_SLOWDOWN: u64 = 4;
@@ -111,22 +110,21 @@ impl ListFile {
 
 /// One test's result on one kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Result1 {
+pub struct TestResult {
     pub outcome: Outcome,
-    /// The guest's or the host's record: `exit N`, `signal N`, `timeout N`,
-    /// `hang N`, `vm-died`.
-    pub exit: String,
+    /// The guest's or the host's record of how it ended.
+    pub exit: Exit,
     /// Headlines of kernel splats logged while it ran.
     pub splats: Vec<String>,
 }
 
-impl Result1 {
+impl TestResult {
     fn word(&self) -> String {
         let w = match self.outcome {
             Outcome::Pass => "pass".to_string(),
             Outcome::Skip => "skip".to_string(),
-            Outcome::Fail if self.exit.starts_with("hang") => "HANG".to_string(),
-            Outcome::Fail => format!("FAIL ({})", self.exit.trim()),
+            Outcome::Fail if matches!(self.exit, Exit::Hang(_)) => "HANG".to_string(),
+            Outcome::Fail => format!("FAIL ({})", self.exit),
         };
         if self.splats.is_empty() {
             w
@@ -136,17 +134,14 @@ impl Result1 {
     }
 }
 
-fn read_result(dir: &Path, t: &GuestTest) -> Option<Result1> {
-    let exit = std::fs::read_to_string(dir.join(format!("{}.exit", t.name))).ok()?;
-    // The guest may be between creating the file and writing it.
-    if exit.trim().is_empty() {
-        return None;
-    }
-    let log = std::fs::read_to_string(dir.join(format!("{}.dmesg", t.name))).unwrap_or_default();
-    let ktap = std::fs::read_to_string(dir.join(format!("{}.ktap", t.name))).unwrap_or_default();
-    Some(Result1 {
+/// `t`'s result, once it has a complete exit record.
+fn read_result(dir: &ResultsDir, t: &GuestTest) -> Option<TestResult> {
+    let exit = dir.exit(&t.name)?;
+    let log = dir.read(&t.name, TestFile::Dmesg);
+    let ktap = dir.read(&t.name, TestFile::Ktap);
+    Some(TestResult {
         outcome: outcome_of(t, &exit, &ktap),
-        exit: exit.trim().to_string(),
+        exit,
         splats: crate::splat::find(&log)
             .into_iter()
             .map(|s| s.headline)
@@ -157,12 +152,12 @@ fn read_result(dir: &Path, t: &GuestTest) -> Option<Result1> {
 /// A binary's outcome from its exit record and its KTAP: kselftest_harness
 /// exits 0 when every case skipped (an unpatched kernel), which is a skip,
 /// not a pass; any failed case fails it whatever the exit status.
-fn outcome_of(t: &GuestTest, exit: &str, ktap: &str) -> Outcome {
+fn outcome_of(t: &GuestTest, exit: &Exit, ktap: &str) -> Outcome {
     let by_exit = t.convention.judge(exit);
     if by_exit == Outcome::Fail {
         return by_exit;
     }
-    let tally = crate::ktap::tally_binary(&t.name, ktap, &crate::ktap::Exit::parse(exit));
+    let tally = crate::ktap::tally_binary(&t.name, ktap, exit);
     if tally.failed > 0 {
         Outcome::Fail
     } else if tally.passed == 0 && tally.skipped > 0 {
@@ -179,32 +174,32 @@ fn run_on_kernel(
     label: &str,
     kernel: &Built,
     tests: &[GuestTest],
-    dir: &Path,
+    dir: &ResultsDir,
     args: &RegressArgs,
     accel: &Accel,
-) -> Result<BTreeMap<String, Result1>> {
-    std::fs::create_dir_all(dir)?;
+) -> Result<BTreeMap<String, TestResult>> {
+    std::fs::create_dir_all(dir.path())?;
     let xtask = crate::vm::guest_xtask(&crate::target_dir().join("regress"))?;
-    let mut pending: VecDeque<&GuestTest> = tests
-        .iter()
-        .filter(|t| !dir.join(format!("{}.exit", t.name)).exists())
-        .collect();
+    let mut pending: VecDeque<&GuestTest> =
+        tests.iter().filter(|t| !dir.has_exit(&t.name)).collect();
     let total = tests.len();
     let t0 = Instant::now();
     let mut boot_failures = 0;
     let mut console = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("console.log"))?;
+        .open(dir.console())?;
     // Tests whose result was already shown.
     let mut reported: std::collections::BTreeSet<String> = tests
         .iter()
-        .filter(|t| dir.join(format!("{}.exit", t.name)).exists())
+        .filter(|t| dir.has_exit(&t.name))
         .map(|t| t.name.clone())
         .collect();
-    let boot_allowance = match accel {
-        Accel::Kvm => 60,
-        Accel::Tcg(_) => 180,
+    let limits = Limits {
+        tests,
+        default_timeout: args.test_timeout,
+        grace: GRACE,
+        boot: vm::boot_allowance(accel, Profile::Fast),
     };
     if pending.len() < total {
         println!(
@@ -215,164 +210,71 @@ fn run_on_kernel(
     let mut vms = 0;
     while !pending.is_empty() {
         vms += 1;
-        let manifest = dir.join("manifest.toml");
+        let manifest = dir.path().join("manifest.toml");
         Manifest {
             tests: pending.iter().map(|t| (*t).clone()).collect(),
         }
         .write(&manifest)?;
-        let exec = vec![
-            xtask.display().to_string(),
-            "guest-run".into(),
-            "--results".into(),
-            dir.display().to_string(),
-            "--timeout".into(),
-            args.timeout.to_string(),
-            "--manifest".into(),
-            manifest.display().to_string(),
-        ];
+        let exec = crate::guest::command_line(
+            &xtask,
+            &GuestRunArgs {
+                results: dir.path().to_path_buf(),
+                test_timeout: args.test_timeout,
+                manifest: Some(manifest),
+                binaries: vec![],
+            },
+        );
         let spec = VmSpec {
             kernel,
-            cpus: args.cpus,
-            memory: "2G",
-            rwdirs: vec![dir],
+            vm: &args.vm,
+            rwdirs: vec![dir.path()],
             exec: Some(exec),
             console: true,
         };
-        let running = dir.join(crate::guest::RUNNING);
-        let _ = std::fs::remove_file(&running);
-        let mut command = vm::command(&spec, accel)?;
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn().context("starting vng")?;
-        let pgid = child.id() as libc::pid_t;
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        let r1 = std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let r2 = std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("[vng] {l}"));
-            }
-        });
-        let booted = Instant::now();
+        let _ = std::fs::remove_file(dir.running());
+        let mut session = vm::Session::spawn(vm::command(&spec, accel)?).context("starting vng")?;
         // This boot's console, kept for the post-mortem of a test that
         // hangs or kills the guest (console.log holds every boot).
         let mut boot_console: VecDeque<String> = VecDeque::new();
-        let mut keep = |l: String, console: &mut std::fs::File| {
-            let _ = writeln!(console, "{l}");
+        let mut keep = |l: vm::Line| {
+            let text = match l.stream {
+                vm::Stream::Stdout => l.text,
+                vm::Stream::Stderr => format!("[vng] {}", l.text),
+            };
+            let _ = writeln!(console, "{text}");
             if boot_console.len() == BOOT_CONSOLE_LINES {
                 boot_console.pop_front();
             }
-            boot_console.push_back(l);
+            boot_console.push_back(text);
         };
-        // The test the guest announced last, and when.
-        let mut current: Option<(String, Instant)> = None;
-        let mut hung: Option<String> = None;
-        let mut started_any = false;
-        loop {
-            while let Ok(l) = rx.try_recv() {
-                keep(l, &mut console);
-            }
-            let now = std::fs::read_to_string(&running).unwrap_or_default();
-            let now = now.trim();
-            if !now.is_empty() && current.as_ref().is_none_or(|(c, _)| c != now) {
-                current = Some((now.to_string(), Instant::now()));
-                started_any = true;
-            }
-            report_new(label, dir, tests, &mut reported, t0);
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            let stuck = match &current {
-                Some((name, since)) => {
-                    let limit = tests
-                        .iter()
-                        .find(|t| &t.name == name)
-                        .and_then(|t| t.timeout)
-                        .unwrap_or(args.timeout)
-                        + GRACE;
-                    (since.elapsed() > Duration::from_secs(limit)).then(|| name.clone())
-                }
-                None => (booted.elapsed() > Duration::from_secs(boot_allowance))
-                    .then(|| "(boot)".to_string()),
-            };
-            if let Some(name) = stuck {
-                // SAFETY: kill() on the process group made for vng/QEMU.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
-                let _ = child.wait();
-                hung = Some(name);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let end = watch(&mut session, dir, &limits, &mut keep, &mut || {
+            report_new(label, dir, tests, &mut reported, t0)
+        })?;
         // Drain what the VM printed before it went away.
-        let _ = r1.join();
-        let _ = r2.join();
-        while let Ok(l) = rx.try_recv() {
-            keep(l, &mut console);
-        }
-        let save_console = |name: &str| {
-            let text: String = boot_console.iter().map(|l| format!("{l}\n")).collect();
-            std::fs::write(dir.join(format!("{name}.console")), text)
-        };
-        match (&hung, &current) {
-            (Some(name), Some((cur, since))) if name == cur => {
-                let secs = since.elapsed().as_secs();
-                std::fs::write(dir.join(format!("{name}.exit")), format!("hang {secs}\n"))?;
-                save_console(name)?;
-                println!(
-                    "[regress {label}] {name} still running after {secs}s: \
-                     guest killed, continuing in a new VM"
-                );
-            }
-            (Some(_), _) => {
-                boot_failures += 1;
-                println!(
-                    "[regress {label}] the guest did not start its tests within {boot_allowance}s"
-                );
-            }
-            (None, Some((cur, _))) => {
-                // The VM ended: the last test finished (it has its .exit),
-                // or the guest died under it.
-                let p = dir.join(format!("{cur}.exit"));
-                if !p.exists() {
-                    std::fs::write(&p, "vm-died\n")?;
-                    save_console(cur)?;
-                    println!("[regress {label}] the VM went away while {cur} ran");
-                }
-            }
-            (None, None) => {
-                boot_failures += 1;
-                println!("[regress {label}] the VM exited before running any test");
-            }
-        }
-        if started_any {
+        session.finish(&mut keep);
+        record_end(label, dir, &end, &boot_console, limits.boot)?;
+        if end.started_a_test() {
             boot_failures = 0;
-        } else if boot_failures >= 2 {
-            bail!(
-                "the {label} kernel did not start the tests twice in a row; \
-                 see {}",
-                dir.join("console.log").display()
-            );
+        } else {
+            boot_failures += 1;
+            if boot_failures >= 2 {
+                bail!(
+                    "the {label} kernel did not start the tests twice in a row; \
+                     see {}",
+                    dir.console().display()
+                );
+            }
         }
-        let release = std::fs::read_to_string(dir.join("uname")).unwrap_or_default();
-        if started_any && release.trim() != kernel.release {
+        let release = dir.guest_release();
+        if end.started_a_test() && release != kernel.release {
             bail!(
                 "the guest ran kernel {:?}, expected {:?}",
-                release.trim(),
+                release,
                 kernel.release
             );
         }
         report_new(label, dir, tests, &mut reported, t0);
-        pending.retain(|t| !dir.join(format!("{}.exit", t.name)).exists());
+        pending.retain(|t| !dir.has_exit(&t.name));
     }
     println!(
         "[regress {label}] {total} tests in {} ({vms} VM boot{})",
@@ -391,10 +293,139 @@ fn run_on_kernel(
 /// Console lines of one boot kept for a hang's post-mortem.
 const BOOT_CONSOLE_LINES: usize = 4000;
 
+/// How often the host looks at the guest's progress.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How long the guest may go without progress.
+struct Limits<'a> {
+    tests: &'a [GuestTest],
+    /// A test's timeout when it has none of its own (`--test-timeout`).
+    default_timeout: u64,
+    /// Time a guest may take past a test's timeout.
+    grace: Duration,
+    /// Time from vng's start until the guest starts its first test.
+    boot: Duration,
+}
+
+impl Limits<'_> {
+    fn of(&self, test: &str) -> Duration {
+        let secs = self
+            .tests
+            .iter()
+            .find(|t| t.name == test)
+            .and_then(|t| t.timeout)
+            .unwrap_or(self.default_timeout);
+        Duration::from_secs(secs) + self.grace
+    }
+}
+
+/// How one VM of a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VmEnd {
+    /// `test` was still running `secs` after it started, past its limit:
+    /// the guest was killed.
+    Hung { test: String, secs: u64 },
+    /// No test started within the boot allowance: the guest was killed.
+    NoStart,
+    /// The VM exited by itself; `last` is the last test the guest started.
+    Exited { last: Option<String> },
+}
+
+impl VmEnd {
+    fn started_a_test(&self) -> bool {
+        !matches!(self, VmEnd::NoStart | VmEnd::Exited { last: None })
+    }
+}
+
+/// Follow one VM: the guest names the test it runs in the results
+/// directory; kill the VM when that test, or the boot, takes longer than
+/// `limits` allow. `on_line` gets the console, `on_tick` is called at
+/// every look at the results.
+fn watch(
+    session: &mut vm::Session,
+    dir: &ResultsDir,
+    limits: &Limits,
+    on_line: &mut dyn FnMut(vm::Line),
+    on_tick: &mut dyn FnMut(),
+) -> Result<VmEnd> {
+    // The test the guest announced last, and when.
+    let mut current: Option<(String, Instant)> = None;
+    loop {
+        let exited = session.poll(POLL, on_line)?.is_some();
+        if let Some(now) = dir.running_test() {
+            if current.as_ref().is_none_or(|(c, _)| *c != now) {
+                current = Some((now, Instant::now()));
+            }
+        }
+        on_tick();
+        if exited {
+            return Ok(VmEnd::Exited {
+                last: current.map(|(c, _)| c),
+            });
+        }
+        match &current {
+            Some((test, since)) if since.elapsed() > limits.of(test) => {
+                session.kill();
+                return Ok(VmEnd::Hung {
+                    test: test.clone(),
+                    secs: since.elapsed().as_secs(),
+                });
+            }
+            None if session.started().elapsed() > limits.boot => {
+                session.kill();
+                return Ok(VmEnd::NoStart);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Record what the guest could not: a hung test, or one under which the
+/// VM went away, gets its exit record and this boot's console.
+fn record_end(
+    label: &str,
+    dir: &ResultsDir,
+    end: &VmEnd,
+    boot_console: &VecDeque<String>,
+    boot_allowance: Duration,
+) -> Result<()> {
+    let save_console = |name: &str| {
+        let text: String = boot_console.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.file(name, TestFile::Console), text)
+    };
+    match end {
+        VmEnd::Hung { test, secs } => {
+            dir.write_exit(test, &Exit::Hang(*secs))?;
+            save_console(test)?;
+            println!(
+                "[regress {label}] {test} still running after {secs}s: \
+                 guest killed, continuing in a new VM"
+            );
+        }
+        VmEnd::NoStart => println!(
+            "[regress {label}] the guest did not start its tests within {}s",
+            boot_allowance.as_secs()
+        ),
+        VmEnd::Exited { last: Some(cur) } => {
+            // The last test finished (it has its .exit), or the guest died
+            // under it.
+            if !dir.has_exit(cur) {
+                dir.write_exit(cur, &Exit::VmDied)?;
+                save_console(cur)?;
+                println!("[regress {label}] the VM went away while {cur} ran");
+            }
+        }
+        VmEnd::Exited { last: None } => {
+            println!("[regress {label}] the VM exited before running any test")
+        }
+    }
+    Ok(())
+}
+
 /// What the patched kernel said about a regressed test: its splats,
 /// decoded, or, when it hung or took the guest down, that boot's console.
-fn post_mortem(kernel: &Built, dir: &Path, name: &str) -> String {
-    let console = dir.join(format!("{name}.console"));
+fn post_mortem(kernel: &Built, dir: &ResultsDir, name: &str) -> String {
+    let console = dir.file(name, TestFile::Console);
     if console.exists() {
         return crate::postmortem::boot_failure(
             kernel,
@@ -402,13 +433,16 @@ fn post_mortem(kernel: &Built, dir: &Path, name: &str) -> String {
             &format!("{name} hung or the guest died under it"),
         );
     }
-    let log = std::fs::read_to_string(dir.join(format!("{name}.dmesg"))).unwrap_or_default();
+    let log = dir.read(name, TestFile::Dmesg);
     let shown: Vec<String> = crate::splat::find(&log)
         .iter()
         .map(|s| crate::postmortem::show_splat(kernel, name, s))
         .collect();
     if shown.is_empty() {
-        format!("# {name}: no kernel splat; output in {}", dir.display())
+        format!(
+            "# {name}: no kernel splat; output in {}",
+            dir.path().display()
+        )
     } else {
         shown.join("\n")
     }
@@ -417,7 +451,7 @@ fn post_mortem(kernel: &Built, dir: &Path, name: &str) -> String {
 /// One progress line per test that finished since the last call.
 fn report_new(
     label: &str,
-    dir: &Path,
+    dir: &ResultsDir,
     tests: &[GuestTest],
     reported: &mut std::collections::BTreeSet<String>,
     t0: Instant,
@@ -430,9 +464,9 @@ fn report_new(
             continue;
         };
         reported.insert(t.name.clone());
-        let took = std::fs::read_to_string(dir.join(format!("{}.secs", t.name)))
+        let took = std::fs::read_to_string(dir.file(&t.name, TestFile::Secs))
             .map(|s| format!("{}s", s.trim()))
-            .unwrap_or_else(|_| r.exit.clone());
+            .unwrap_or_else(|_| r.exit.to_string());
         println!(
             "[regress {label} {}/{} {}] {}: {} ({took})",
             reported.len(),
@@ -444,8 +478,9 @@ fn report_new(
     }
 }
 
+/// How a test's results on the two kernels compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Comparison {
     Same,
     Regression,
     Fixed,
@@ -455,13 +490,14 @@ pub enum Verdict {
 /// The comparison for one test: a regression is a test that passes on the
 /// base (without a kernel splat) and does not pass, or splats, when
 /// patched.
-pub fn compare(base: Option<&Result1>, patched: Option<&Result1>) -> Verdict {
-    let clean_pass =
-        |r: Option<&Result1>| r.is_some_and(|r| r.outcome == Outcome::Pass && r.splats.is_empty());
+pub fn compare(base: Option<&TestResult>, patched: Option<&TestResult>) -> Comparison {
+    let clean_pass = |r: Option<&TestResult>| {
+        r.is_some_and(|r| r.outcome == Outcome::Pass && r.splats.is_empty())
+    };
     match (clean_pass(base), clean_pass(patched)) {
-        (true, false) => Verdict::Regression,
-        (false, true) if base.is_some_and(|b| b.outcome == Outcome::Fail) => Verdict::Fixed,
-        _ => Verdict::Same,
+        (true, false) => Comparison::Regression,
+        (false, true) if base.is_some_and(|b| b.outcome == Outcome::Fail) => Comparison::Fixed,
+        _ => Comparison::Same,
     }
 }
 
@@ -473,7 +509,7 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
     let list = ListFile::load()?;
     let t_start = Instant::now();
-    let jobs = crate::kbuild::jobs(args.jobs);
+    let jobs = crate::kbuild::jobs(args.make.jobs);
     let suites: Vec<Suite> = if args.suite.is_empty() {
         vec![Suite::Liburing, Suite::Mqueue]
     } else {
@@ -481,20 +517,13 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     };
 
     // Kernels first: they are what takes long when something changed.
-    let patched = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: Profile::Fast,
-            jobs: args.jobs,
-            force: false,
-        },
-    )?;
-    let base = crate::kernel::build_base(sh, args.jobs)?;
+    let patched = crate::kernel::build(sh, &BuildArgs::of(Profile::Fast, args.make))?;
+    let base = crate::kernel::build_base(sh, args.make.jobs)?;
 
     let mut tests: Vec<GuestTest> = Vec::new();
     if suites.contains(&Suite::Liburing) {
         let dir = crate::liburing::prepare(sh, jobs)?;
-        tests.extend(crate::liburing::tests(&dir, args.timeout)?);
+        tests.extend(crate::liburing::tests(&dir, args.test_timeout)?);
     }
     if suites.contains(&Suite::Mqueue) {
         // The patched tree's selftests (a superset of the base tree's), the
@@ -538,18 +567,18 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     });
 
     let root = crate::target_dir().join("regress");
-    let mut all: BTreeMap<&str, BTreeMap<String, Result1>> = BTreeMap::new();
+    let mut all: BTreeMap<&str, BTreeMap<String, TestResult>> = BTreeMap::new();
     for (label, kernel) in [("base", &base), ("patched", &patched)] {
-        let dir = root.join(label);
+        let dir = ResultsDir::new(root.join(label));
         if !args.resume {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(dir.path());
         }
-        println!("{}", vm::describe(&accel, args.cpus, kernel));
+        println!("{}", vm::describe(&accel, args.vm.cpus, kernel));
         println!(
             "[regress {label}] {} tests ({} listed as not run), per-test timeout {}s",
             tests.len(),
             listed.len(),
-            args.timeout
+            args.test_timeout
         );
         all.insert(
             label,
@@ -568,7 +597,7 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
         base.release,
         patched.release,
         accel.name(),
-        args.cpus
+        args.vm.cpus
     ));
     ktap.push_str(&format!("1..{}\n", names.len()));
     let mut table = vec![[
@@ -583,22 +612,24 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     for (i, n) in names.iter().enumerate() {
         let b = all["base"].get(*n);
         let p = all["patched"].get(*n);
-        let show = |r: Option<&Result1>| r.map_or("-".to_string(), |r| r.word());
+        let show = |r: Option<&TestResult>| r.map_or("-".to_string(), |r| r.word());
         let (verdict, bw, pw) = match listed.get(*n) {
-            Some(reason) => (Verdict::Listed, "not run".to_string(), reason.clone()),
+            Some(reason) => (Comparison::Listed, "not run".to_string(), reason.clone()),
             None => (compare(b, p), show(b), show(p)),
         };
         let line = match verdict {
-            Verdict::Listed => format!("ok {} {n} # SKIP listed in ci/regress.toml: {pw}", i + 1),
-            Verdict::Regression => {
+            Comparison::Listed => {
+                format!("ok {} {n} # SKIP listed in ci/regress.toml: {pw}", i + 1)
+            }
+            Comparison::Regression => {
                 regressions.push(n.to_string());
                 format!("not ok {} {n} # REGRESSION: base {bw}, patched {pw}", i + 1)
             }
-            Verdict::Fixed => {
+            Comparison::Fixed => {
                 fixed += 1;
                 format!("ok {} {n} # base {bw}, patched {pw}", i + 1)
             }
-            Verdict::Same => format!("ok {} {n} # base {bw}, patched {pw}", i + 1),
+            Comparison::Same => format!("ok {} {n} # base {bw}, patched {pw}", i + 1),
         };
         ktap.push_str(&line);
         ktap.push('\n');
@@ -607,16 +638,16 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
             suite.to_string(),
             test.to_string(),
             bw,
-            if verdict == Verdict::Listed {
+            if verdict == Comparison::Listed {
                 "not run".into()
             } else {
                 pw
             },
             match verdict {
-                Verdict::Same => "same",
-                Verdict::Regression => "REGRESSION",
-                Verdict::Fixed => "fixed",
-                Verdict::Listed => "listed",
+                Comparison::Same => "same",
+                Comparison::Regression => "REGRESSION",
+                Comparison::Fixed => "fixed",
+                Comparison::Listed => "listed",
             }
             .to_string(),
         ]);
@@ -647,7 +678,10 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     for label in ["base", "patched"] {
         let r = &all[label];
         let count = |o: Outcome| r.values().filter(|x| x.outcome == o).count();
-        let hangs = r.values().filter(|x| x.exit.starts_with("hang")).count();
+        let hangs = r
+            .values()
+            .filter(|x| matches!(x.exit, Exit::Hang(_)))
+            .count();
         let splats = r.values().filter(|x| !x.splats.is_empty()).count();
         let per_suite: BTreeMap<&str, usize> = r.keys().fold(BTreeMap::new(), |mut m, k| {
             *m.entry(suite_of(k)).or_default() += 1;
@@ -675,7 +709,10 @@ pub fn run(sh: &Shell, args: &RegressArgs) -> Result<()> {
     println!("# report: {} and report.txt", ktap_path.display());
     println!("{} regression(s)", regressions.len());
     for n in &regressions {
-        println!("{}", post_mortem(&patched, &root.join("patched"), n));
+        println!(
+            "{}",
+            post_mortem(&patched, &ResultsDir::new(root.join("patched")), n)
+        );
     }
     if !regressions.is_empty() {
         bail!(
@@ -699,10 +736,10 @@ fn suite_enum(name: &str) -> Result<Suite> {
 mod tests {
     use super::*;
 
-    fn r(outcome: Outcome, splat: bool) -> Result1 {
-        Result1 {
+    fn r(outcome: Outcome, splat: bool) -> TestResult {
+        TestResult {
             outcome,
-            exit: "exit 0".into(),
+            exit: Exit::Code(0),
             splats: if splat { vec!["BUG: x".into()] } else { vec![] },
         }
     }
@@ -711,29 +748,35 @@ mod tests {
     fn regressions_are_base_passes_lost() {
         use Outcome::*;
         let pass = r(Pass, false);
-        assert_eq!(compare(Some(&pass), Some(&pass)), Verdict::Same);
+        assert_eq!(compare(Some(&pass), Some(&pass)), Comparison::Same);
         assert_eq!(
             compare(Some(&pass), Some(&r(Fail, false))),
-            Verdict::Regression
+            Comparison::Regression
         );
         assert_eq!(
             compare(Some(&pass), Some(&r(Skip, false))),
-            Verdict::Regression
+            Comparison::Regression
         );
-        assert_eq!(compare(Some(&pass), None), Verdict::Regression);
+        assert_eq!(compare(Some(&pass), None), Comparison::Regression);
         assert_eq!(
             compare(Some(&pass), Some(&r(Pass, true))),
-            Verdict::Regression
+            Comparison::Regression
         );
         assert_eq!(
             compare(Some(&r(Fail, false)), Some(&r(Fail, false))),
-            Verdict::Same
+            Comparison::Same
         );
-        assert_eq!(compare(Some(&r(Skip, false)), Some(&pass)), Verdict::Same);
-        assert_eq!(compare(Some(&r(Fail, false)), Some(&pass)), Verdict::Fixed);
+        assert_eq!(
+            compare(Some(&r(Skip, false)), Some(&pass)),
+            Comparison::Same
+        );
+        assert_eq!(
+            compare(Some(&r(Fail, false)), Some(&pass)),
+            Comparison::Fixed
+        );
         assert_eq!(
             compare(Some(&r(Pass, true)), Some(&r(Fail, false))),
-            Verdict::Same
+            Comparison::Same
         );
     }
 
@@ -765,14 +808,122 @@ mod tests {
             scratch: false,
         };
         let skipped = "TAP version 13\n1..2\nok 1 a # SKIP no syscall\nok 2 b # SKIP no syscall\n";
-        assert_eq!(outcome_of(&t, "exit 0", skipped), Outcome::Skip);
+        assert_eq!(outcome_of(&t, &Exit::Code(0), skipped), Outcome::Skip);
         let mixed = "TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP no syscall\n";
-        assert_eq!(outcome_of(&t, "exit 0", mixed), Outcome::Pass);
+        assert_eq!(outcome_of(&t, &Exit::Code(0), mixed), Outcome::Pass);
         let failed = "TAP version 13\n1..2\nok 1 a\nnot ok 2 b\n";
-        assert_eq!(outcome_of(&t, "exit 0", failed), Outcome::Fail);
-        let wrapped = crate::guest::to_ktap("x", "text\n", t.convention, "exit 0");
-        assert_eq!(outcome_of(&t, "exit 0", &wrapped), Outcome::Pass);
-        assert_eq!(outcome_of(&t, "timeout 60", mixed), Outcome::Fail);
+        assert_eq!(outcome_of(&t, &Exit::Code(0), failed), Outcome::Fail);
+        let wrapped = crate::guest::to_ktap("x", "text\n", t.convention, &Exit::Code(0));
+        assert_eq!(outcome_of(&t, &Exit::Code(0), &wrapped), Outcome::Pass);
+        assert_eq!(outcome_of(&t, &Exit::Timeout(60), mixed), Outcome::Fail);
+    }
+
+    fn guest_test(name: &str, timeout: Option<u64>) -> GuestTest {
+        GuestTest {
+            name: name.into(),
+            path: "/x".into(),
+            args: vec![],
+            convention: crate::guest::Convention::Liburing,
+            timeout,
+            scratch: false,
+        }
+    }
+
+    /// A fake guest: a shell script in the place of vng, and its results
+    /// directory.
+    fn fake_guest(what: &str, script: &str) -> (ResultsDir, vm::Session) {
+        let dir = std::env::temp_dir().join(format!("xtask-regress-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = script.replace("$RESULTS", &vm::shell_quote(&dir.display().to_string()));
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        (ResultsDir::new(dir), vm::Session::spawn(c).unwrap())
+    }
+
+    fn limits(tests: &[GuestTest], boot: Duration) -> Limits<'_> {
+        Limits {
+            tests,
+            default_timeout: 60,
+            grace: Duration::from_millis(300),
+            boot,
+        }
+    }
+
+    /// Watch the fake guest, then record its end as `run_on_kernel` does.
+    fn watch_and_record(dir: &ResultsDir, mut s: vm::Session, limits: &Limits) -> VmEnd {
+        let mut console = VecDeque::new();
+        let mut keep = |l: vm::Line| console.push_back(l.text);
+        let end = watch(&mut s, dir, limits, &mut keep, &mut || {}).unwrap();
+        s.finish(&mut keep);
+        record_end("patched", dir, &end, &console, limits.boot).unwrap();
+        end
+    }
+
+    #[test]
+    fn a_guest_that_hangs_in_a_test_is_killed_and_the_test_recorded_as_a_hang() {
+        let tests = [guest_test("liburing.stuck", Some(0))];
+        let (dir, s) = fake_guest(
+            "hang",
+            "echo booted; echo liburing.stuck > $RESULTS/running; sleep 600",
+        );
+        let t0 = Instant::now();
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_secs(60)));
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        assert_eq!(
+            end,
+            VmEnd::Hung {
+                test: "liburing.stuck".into(),
+                secs: 0
+            }
+        );
+        assert!(end.started_a_test());
+        let r = read_result(&dir, &tests[0]).unwrap();
+        assert_eq!((r.outcome, r.word().as_str()), (Outcome::Fail, "HANG"));
+        assert_eq!(dir.exit("liburing.stuck"), Some(Exit::Hang(0)));
+        let console =
+            std::fs::read_to_string(dir.file("liburing.stuck", TestFile::Console)).unwrap();
+        assert_eq!(console, "booted\n");
+        std::fs::remove_dir_all(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_guest_that_dies_under_a_test_gets_it_recorded_as_vm_died() {
+        let tests = [
+            guest_test("liburing.a", None),
+            guest_test("liburing.b", None),
+        ];
+        let (dir, s) = fake_guest(
+            "died",
+            "echo liburing.a > $RESULTS/running; \
+             printf 'KTAP version 1\\n1..1\\nok 1 liburing.a\\n' > $RESULTS/liburing.a.ktap; \
+             echo 'exit 0' > $RESULTS/liburing.a.exit; \
+             echo liburing.b > $RESULTS/running; exit 1",
+        );
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_secs(60)));
+        assert_eq!(
+            end,
+            VmEnd::Exited {
+                last: Some("liburing.b".into())
+            }
+        );
+        assert_eq!(read_result(&dir, &tests[0]).unwrap().word(), "pass");
+        let b = read_result(&dir, &tests[1]).unwrap();
+        assert_eq!(b.word(), "FAIL (vm-died)");
+        assert_eq!(dir.exit("liburing.b"), Some(Exit::VmDied));
+        assert!(dir.file("liburing.b", TestFile::Console).exists());
+        std::fs::remove_dir_all(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_guest_that_never_starts_a_test_is_killed_after_the_boot_allowance() {
+        let tests = [guest_test("liburing.a", None)];
+        let (dir, s) = fake_guest("boot", "sleep 600");
+        let end = watch_and_record(&dir, s, &limits(&tests, Duration::from_millis(300)));
+        assert_eq!(end, VmEnd::NoStart);
+        assert!(!end.started_a_test());
+        assert!(read_result(&dir, &tests[0]).is_none());
+        std::fs::remove_dir_all(dir.path()).unwrap();
     }
 
     #[test]

@@ -1,17 +1,17 @@
 //! `cargo xtask test`: build kernel + selftests, boot once, run every
 //! selftest binary in the guest, judge KTAP, exit status and kernel log.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::flags::{BuildArgs, Profile, TestArgs};
+use crate::flags::{BuildArgs, GuestRunArgs, TestArgs};
 use crate::guest::{GuestTest, Manifest};
-use crate::ktap::{tally_binary, Exit, Tally};
+use crate::ktap::{tally_binary, Tally};
+use crate::results::{Exit, ResultsDir, TestFile};
 use crate::vm::{self, VmSpec};
 
 /// Names of the selftest binaries, in the order they run.
@@ -43,7 +43,7 @@ pub fn selftest_names() -> Result<Vec<String>> {
             "--manifest-path",
         ])
         .arg(&manifest)
-        .stderr(Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
@@ -142,14 +142,7 @@ pub fn build_kselftests(sh: &Shell, built: &crate::kernel::Built) -> Result<Vec<
 
 pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::All)?;
-    let built = crate::kernel::build(
-        sh,
-        &BuildArgs {
-            profile: args.profile,
-            jobs: args.jobs,
-            force: false,
-        },
-    )?;
+    let built = crate::kernel::build(sh, &BuildArgs::of(args.kernel.profile, args.make))?;
     let uapi_absent = crate::uapi::check(sh, &built)?;
     let bin_dir = build_selftests(sh)?;
     let helpers = build_c_helpers(sh)?;
@@ -168,17 +161,19 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         bail!("no selftest binary matches {:?}", args.filter);
     }
 
-    let results = crate::target_dir()
-        .join("vm-results")
-        .join(args.profile.name());
-    let _ = std::fs::remove_dir_all(&results);
-    std::fs::create_dir_all(&results)?;
-    let manifest = results.join("kselftests.toml");
+    let results = ResultsDir::new(
+        crate::target_dir()
+            .join("vm-results")
+            .join(args.kernel.profile.name()),
+    );
+    let _ = std::fs::remove_dir_all(results.path());
+    std::fs::create_dir_all(results.path())?;
+    let manifest = results.path().join("kselftests.toml");
     Manifest {
         tests: kselftests.clone(),
     }
     .write(&manifest)?;
-    let xtask = vm::guest_xtask(&results)?;
+    let xtask = vm::guest_xtask(results.path())?;
     let mut exec: Vec<String> = vec![
         "env".to_string(),
         format!("URING_IPC_EXPECT_RELEASE={}", built.release),
@@ -188,103 +183,58 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
             .iter()
             .map(|(var, bin)| format!("{var}={}", bin.display())),
     );
-    exec.extend([
-        xtask.display().to_string(),
-        "guest-run".into(),
-        "--results".into(),
-        results.display().to_string(),
-        "--timeout".into(),
-        args.timeout.to_string(),
-        "--manifest".into(),
-        manifest.display().to_string(),
-    ]);
-    exec.extend(
-        rust_names
-            .iter()
-            .map(|n| bin_dir.join(n).display().to_string()),
-    );
+    exec.extend(crate::guest::command_line(
+        &xtask,
+        &GuestRunArgs {
+            results: results.path().to_path_buf(),
+            test_timeout: args.test_timeout,
+            manifest: Some(manifest),
+            binaries: rust_names.iter().map(|n| bin_dir.join(n)).collect(),
+        },
+    ));
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: "2G",
-        rwdirs: vec![&results],
+        vm: &args.vm,
+        rwdirs: vec![results.path()],
         exec: Some(exec),
         console: true,
     };
-    let mut command = vm::command(&spec, &accel)?;
-    // Both piped: vng reopens its stderr, which truncates a log file.
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
-    // Its own process group, so the watchdog can take QEMU down with it.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let boot_allowance = match (&accel, args.profile) {
-        (vm::Accel::Kvm, _) => 60,
-        (vm::Accel::Tcg(_), Profile::Fast) => 180,
-        (vm::Accel::Tcg(_), Profile::Debug) => 400,
-    };
     let kselftest_time: u64 = kselftests
         .iter()
-        .map(|t| t.timeout.unwrap_or(args.timeout))
+        .map(|t| t.timeout.unwrap_or(args.test_timeout))
         .sum();
-    let budget = Duration::from_secs(
-        boot_allowance + args.timeout * rust_names.len() as u64 + kselftest_time + 30,
-    );
-    let t0 = Instant::now();
+    let budget = vm::boot_allowance(&accel, args.kernel.profile)
+        + Duration::from_secs(args.test_timeout * rust_names.len() as u64 + kselftest_time + 30);
     println!(
         "[vm] booting; {} selftest binaries; watchdog {}s",
         names.len(),
         budget.as_secs()
     );
-    let mut child = command.spawn()?;
-    let pgid = child.id() as libc::pid_t;
     // Everything vng prints goes to console.log; the terminal gets what
     // is not a kernel console line (printk's "[ seconds] " prefix).
-    let console_path = crate::postmortem::console_path(&results);
-    let console = std::sync::Arc::new(std::sync::Mutex::new(
-        std::fs::File::create(&console_path)
-            .with_context(|| format!("creating {}", console_path.display()))?,
-    ));
-    let stdout = child.stdout.take().unwrap();
-    let log = console.clone();
-    let echo = std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = writeln!(log.lock().unwrap(), "{l}");
-            if !is_printk(&l) {
-                println!("{l}");
+    let console_path = results.console();
+    let mut console = std::fs::File::create(&console_path)
+        .with_context(|| format!("creating {}", console_path.display()))?;
+    let mut on_line = |l: vm::Line| {
+        let _ = writeln!(console, "{}", l.text);
+        if !is_printk(&l.text) {
+            match l.stream {
+                vm::Stream::Stdout => println!("{}", l.text),
+                vm::Stream::Stderr => eprintln!("[vng] {}", l.text),
             }
         }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let log = console.clone();
-    let echo_err = std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(log.lock().unwrap(), "{l}");
-            if !is_printk(&l) {
-                eprintln!("[vng] {l}");
-            }
-        }
-    });
-    let mut watchdog_fired = false;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if t0.elapsed() > budget {
-            watchdog_fired = true;
-            // SAFETY: kill() on the process group we created for vng/QEMU.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
     };
-    let _ = echo.join();
-    let _ = echo_err.join();
+    let mut session = vm::Session::spawn(vm::command(&spec, &accel)?).context("starting vng")?;
+    let t0 = session.started();
+    let end = session.run_until(Some(t0 + budget), &mut on_line)?;
+    session.finish(&mut on_line);
+    let (status, watchdog_fired) = match end {
+        vm::End::Exited(s) => (Some(s), false),
+        vm::End::Killed => (None, true),
+    };
     println!(
         "[vm] finished in {} ({})",
         crate::progress::fmt_duration(t0.elapsed()),
@@ -296,13 +246,13 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
 
     let report = judge(&results, &names)?;
     for n in &names {
-        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
+        let ktap = results.read(n, TestFile::Ktap);
         println!("# selftest: {n}");
         for l in ktap.lines() {
             println!("    {l}");
         }
     }
-    let guest_release = std::fs::read_to_string(results.join("uname")).unwrap_or_default();
+    let guest_release = results.guest_release();
     if guest_release.trim() != built.release {
         println!(
             "# the guest ran kernel {:?}, expected {:?}",
@@ -335,7 +285,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         // complete (every binary has its .exit file) or already failed above.
         println!(
             "# note: vng exited with {s}; results were read from {}",
-            results.display()
+            results.path().display()
         );
     }
     if !uapi_absent.is_empty() {
@@ -347,10 +297,10 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
     let t = &report.tally;
     println!(
         "# {} kernel {} ({}), {} vCPUs",
-        args.profile.name(),
+        args.kernel.profile.name(),
         built.release,
         accel.name(),
-        args.cpus
+        args.vm.cpus
     );
     println!(
         "{} passed, {} failed, {} skipped",
@@ -394,22 +344,22 @@ fn is_printk(line: &str) -> bool {
 }
 
 /// Read the guest's result files and judge them.
-pub fn judge(results: &std::path::Path, names: &[String]) -> Result<Report> {
+pub fn judge(results: &ResultsDir, names: &[String]) -> Result<Report> {
     let mut tally = Tally::default();
     let mut splats = Vec::new();
     let mut complete = true;
-    let boot = std::fs::read_to_string(results.join("boot.dmesg")).unwrap_or_default();
+    let boot = std::fs::read_to_string(results.boot_dmesg()).unwrap_or_default();
     for s in crate::splat::find(&boot) {
         splats.push(("boot".to_string(), s));
     }
     for n in names {
-        let ktap = std::fs::read_to_string(results.join(format!("{n}.ktap"))).unwrap_or_default();
-        let exit = std::fs::read_to_string(results.join(format!("{n}.exit")))
-            .map(|s| Exit::parse(&s))
-            .unwrap_or(Exit::Missing);
-        complete &= exit != Exit::Missing;
+        let ktap = results.read(n, TestFile::Ktap);
+        // No record: the guest died, or was killed, under this binary.
+        let exit = results.exit(n);
+        complete &= exit.is_some();
+        let exit = exit.unwrap_or(Exit::VmDied);
         tally.add(&tally_binary(n, &ktap, &exit));
-        let log = std::fs::read_to_string(results.join(format!("{n}.dmesg"))).unwrap_or_default();
+        let log = results.read(n, TestFile::Dmesg);
         for s in crate::splat::find(&log) {
             splats.push((n.clone(), s));
         }
@@ -441,7 +391,7 @@ mod tests {
             "[1.0] BUG: KASAN: use-after-free in f\n",
         )
         .unwrap();
-        let r = judge(&dir, &["a".into(), "b".into()]).unwrap();
+        let r = judge(&ResultsDir::new(&dir), &["a".into(), "b".into()]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((r.tally.passed, r.tally.skipped), (1, 1));
         // b never ran: no plan and missing exit.

@@ -2,9 +2,7 @@
 //! under `ipc-trace`, which attaches before CMD starts, detaches after it
 //! exits and prints the per-channel counts and latency histograms.
 
-use std::process::Stdio;
-
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::flags::TraceArgs;
@@ -21,7 +19,7 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         );
     }
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     // The tracer, its workload and the selftests (the usual things to trace).
     println!("[trace] cargo build --release -p ipc-trace -p selftests");
     cmd!(
@@ -42,18 +40,24 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
     exec.extend(args.cmd.iter().cloned());
 
     let accel = vm::detect_accel();
-    println!("{}", vm::describe(&accel, args.cpus, &built));
+    println!("{}", vm::describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: "2G",
+        vm: &args.vm,
         rwdirs: vec![],
         exec: Some(exec),
         console: false,
     };
-    let mut command = vm::command(&spec, &accel)?;
-    command.stdin(Stdio::null());
-    let status = command.status()?;
+    let mut session = vm::Session::spawn(vm::command(&spec, &accel)?).context("starting vng")?;
+    let mut relay = |l: vm::Line| match l.stream {
+        vm::Stream::Stdout => println!("{}", l.text),
+        vm::Stream::Stderr => eprintln!("{}", l.text),
+    };
+    let end = session.run_until(None, &mut relay)?;
+    session.finish(&mut relay);
+    let vm::End::Exited(status) = end else {
+        bail!("the VM was killed")
+    };
     match status.code() {
         Some(0) => Ok(()),
         // ipc-trace exits with CMD's status, or 2 when tracing failed.

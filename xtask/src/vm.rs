@@ -1,12 +1,17 @@
 //! Booting the built kernel with virtme-ng.
 
+mod session;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::flags::VmArgs;
+pub use session::{End, Line, Session, Stream};
+
+use crate::flags::{Profile, VmArgs, VmOpts};
 use crate::kernel::Built;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,17 @@ pub fn detect_accel() -> Accel {
     }
 }
 
+/// How long a guest may take from vng's start until it runs what it was
+/// given: the debug profile's KASAN and lockdep make boots slow, TCG more so.
+pub fn boot_allowance(accel: &Accel, profile: Profile) -> Duration {
+    let secs = match (accel, profile) {
+        (Accel::Kvm, _) => 60,
+        (Accel::Tcg(_), Profile::Fast) => 180,
+        (Accel::Tcg(_), Profile::Debug) => 400,
+    };
+    Duration::from_secs(secs)
+}
+
 /// Quote one word for the guest shell that runs `vng --exec`.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
@@ -64,8 +80,7 @@ pub fn shell_quote(s: &str) -> String {
 
 pub struct VmSpec<'a> {
     pub kernel: &'a Built,
-    pub cpus: u32,
-    pub memory: &'a str,
+    pub vm: &'a VmOpts,
     pub rwdirs: Vec<&'a Path>,
     pub exec: Option<Vec<String>>,
     /// The full serial console on vng's output (`--verbose`, every log
@@ -78,8 +93,8 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     let vng = crate::deps::pinned_vng()?;
     let mut c = Command::new(vng);
     c.arg("--run").arg(&spec.kernel.bzimage);
-    c.arg("--cpus").arg(spec.cpus.to_string());
-    c.arg("--memory").arg(spec.memory);
+    c.arg("--cpus").arg(spec.vm.cpus.to_string());
+    c.arg("--memory").arg(&spec.vm.memory);
     if matches!(accel, Accel::Tcg(_)) {
         c.arg("--disable-kvm");
     }
@@ -130,13 +145,12 @@ pub fn describe(accel: &Accel, cpus: u32, built: &Built) -> String {
 
 pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
     crate::deps::require(sh, crate::deps::Need::Vm)?;
-    let built = crate::kernel::build_profile(sh, args.profile)?;
+    let built = crate::kernel::build_profile(sh, args.kernel.profile)?;
     let accel = detect_accel();
-    println!("{}", describe(&accel, args.cpus, &built));
+    println!("{}", describe(&accel, args.vm.cpus, &built));
     let spec = VmSpec {
         kernel: &built,
-        cpus: args.cpus,
-        memory: &args.memory,
+        vm: &args.vm,
         rwdirs: vec![],
         exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
         console: false,
@@ -160,5 +174,15 @@ mod tests {
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("$(x)"), "'$(x)'");
+    }
+
+    #[test]
+    fn boot_allowances() {
+        let tcg = Accel::Tcg("test".into());
+        let secs = |a: &Accel, p| boot_allowance(a, p).as_secs();
+        assert_eq!(secs(&Accel::Kvm, Profile::Fast), 60);
+        assert_eq!(secs(&Accel::Kvm, Profile::Debug), 60);
+        assert_eq!(secs(&tcg, Profile::Fast), 180);
+        assert_eq!(secs(&tcg, Profile::Debug), 400);
     }
 }
