@@ -36,13 +36,15 @@ pub struct mq_timedreceive2_args {
 pub const MQ_PEEK: u32 = 2;
 
 /// System call number of mq_timedreceive2() for the target, checked against
-/// `__NR_mq_timedreceive2` of the target's table (see [`CONSTANTS`]).
+/// `__NR_mq_timedreceive2` of the target's table (see [`CONSTANTS`]). It is
+/// 472 in every table (plus the ABI's offset on alpha and mips): 463-471
+/// are the calls mainline added after 6.12, which the series leaves alone.
 #[cfg(not(all(target_arch = "x86_64", target_pointer_width = "32")))]
-pub const NR_MQ_TIMEDRECEIVE2: core::ffi::c_long = 548;
+pub const NR_MQ_TIMEDRECEIVE2: core::ffi::c_long = 472;
 /// System call number of mq_timedreceive2() on x32: `__X32_SYSCALL_BIT`
 /// plus the common x86_64 number.
 #[cfg(all(target_arch = "x86_64", target_pointer_width = "32"))]
-pub const NR_MQ_TIMEDRECEIVE2: core::ffi::c_long = 0x4000_0000 + 548;
+pub const NR_MQ_TIMEDRECEIVE2: core::ffi::c_long = 0x4000_0000 + 472;
 
 /// The installed header that numbers the target's system calls.
 const UNISTD_H: &str = if cfg!(all(target_arch = "x86_64", target_pointer_width = "32")) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use liburing_ipc::mq::{receive2_raw, Access, Attr, Message, MessageQueue};
-use liburing_ipc::uapi::mqueue::{mq_timedreceive2_args, MQ_PEEK};
+use liburing_ipc::uapi::mqueue::{mq_timedreceive2_args, MQ_PEEK, NR_MQ_TIMEDRECEIVE2};
 use liburing_ipc::Error;
 use selftests::util::{errno, errno_name, pattern, pipe, unique_name};
 use selftests::{cases, check, check_eq, expect_errno, skip, Outcome, Suite, TestResult};
@@ -29,9 +29,9 @@ fn probe() -> Result<(), String> {
     // with EBADF, one without it with ENOSYS; nothing is written.
     let r = unsafe { receive2_raw(-1, &mut args, MQ_PEEK, 0, std::ptr::null()) };
     match (r, errno()) {
-        (-1, libc::ENOSYS) => {
-            Err("mq_timedreceive2 (548) is not implemented by this kernel".into())
-        }
+        (-1, libc::ENOSYS) => Err(format!(
+            "mq_timedreceive2 ({NR_MQ_TIMEDRECEIVE2}) is not implemented by this kernel"
+        )),
         _ => match MessageQueue::create(&unique_name("probe"), ATTR, Access::ReadWrite) {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("POSIX message queues unavailable: {e}")),
@@ -687,6 +687,24 @@ fn concurrent_peek_send_receive_stress() -> TestResult {
     Ok(())
 }
 
+/// The numbers between mseal (462) and mq_timedreceive2 belong to the
+/// calls mainline added after 6.12: they must fail as on the base kernel,
+/// so that programs written for later kernels can probe for those calls.
+fn numbers_left_to_mainline_are_enosys() -> TestResult {
+    for nr in 463..NR_MQ_TIMEDRECEIVE2 {
+        // SAFETY: no argument is a valid pointer or descriptor, so the
+        // call cannot touch memory or files even if a kernel had one there.
+        let r = unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) };
+        let e = errno();
+        check!(
+            r == -1 && e == libc::ENOSYS,
+            "system call {nr} returned {r} ({}), not ENOSYS",
+            errno_name(e)
+        );
+    }
+    Ok(())
+}
+
 fn compat_32bit_entry() -> TestResult {
     let Ok(bin) = std::env::var("URING_IPC_COMPAT32") else {
         skip!("URING_IPC_COMPAT32 unset: the 32-bit helper is built by `cargo xtask test`");
@@ -726,6 +744,7 @@ fn main() {
             peek_cost_does_not_grow_with_index,
             peek_past_the_end_is_enomsg,
             unknown_flags_are_einval,
+            numbers_left_to_mainline_are_enosys,
             flags_zero_with_index_is_einval,
             short_buffer_is_emsgsize,
             bad_pointers_are_efault_and_change_nothing,
