@@ -133,12 +133,27 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         "--qemu".into(),
         qemu_version(),
     ]);
+    let insns = raw.join("insns.txt");
+    let qemu_opts = if args.insns {
+        if matches!(accel, Accel::Kvm) {
+            bail!("--insns counts instructions with a TCG plugin; this host runs the VM on KVM");
+        }
+        let plugin = insn_plugin(sh)?;
+        vec![format!(
+            "-plugin {},out={}",
+            plugin.display(),
+            insns.display()
+        )]
+    } else {
+        Vec::new()
+    };
     let spec = VmSpec {
         kernel: &built,
         vm: &args.vm,
         rwdirs: vec![&raw],
         exec: Some(exec),
         console: false,
+        qemu_opts,
     };
     let budget = budget(args, &accel);
     println!(
@@ -160,6 +175,9 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         if host_json.exists() {
             render.extend(["--host".into(), host_json.display().to_string()]);
         }
+        if args.insns && insns.exists() {
+            render.extend(["--insns".into(), insns.display().to_string()]);
+        }
         cmd!(sh, "{bin} {render...}").run()?;
         println!(
             "[bench] {}: report.md, results.json, summary.txt, *.svg",
@@ -170,6 +188,23 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// Build the instruction-counting QEMU plugin into target/bench/.
+fn insn_plugin(sh: &Shell) -> Result<PathBuf> {
+    let src = crate::project_root().join("bench/qemu-plugin/insn_window.c");
+    let dir = crate::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let so = dir.join("insn_window.so");
+    println!("[bench] gcc {} (TCG instruction counts)", src.display());
+    cmd!(
+        sh,
+        "gcc -shared -fPIC -O2 -Wall -Wextra -Wno-unused-parameter -Werror -fvisibility=hidden -o {so} {src}"
+    )
+    .quiet()
+    .run()
+    .context("building the QEMU plugin (needs gcc)")?;
+    Ok(so)
 }
 
 /// The host's 1, 5 and 15 minute load averages: an emulated guest's
@@ -225,6 +260,7 @@ mod tests {
             filter: filter.iter().map(|s| s.to_string()).collect(),
             host: false,
             run_timeout: None,
+            insns: false,
             kernel: ProfileOpt {
                 profile: Profile::Fast,
             },
@@ -232,6 +268,22 @@ mod tests {
                 cpus: 2,
                 memory: "2G".into(),
             },
+        }
+    }
+
+    #[test]
+    fn the_instruction_counting_plugin_builds() {
+        let sh = Shell::new().unwrap();
+        let so = insn_plugin(&sh).expect("gcc builds bench/qemu-plugin/insn_window.c");
+        let bytes = std::fs::read(&so).unwrap();
+        // A shared object that exports what QEMU looks up.
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        for sym in ["qemu_plugin_install", "qemu_plugin_version"] {
+            assert!(
+                bytes.windows(sym.len()).any(|w| w == sym.as_bytes()),
+                "{sym} missing from {}",
+                so.display()
+            );
         }
     }
 

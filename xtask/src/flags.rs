@@ -342,6 +342,12 @@ pub struct BenchArgs {
     /// minutes with --quick, 4 hours without).
     #[arg(long, value_name = "SECS")]
     pub run_timeout: Option<u64>,
+    /// Under TCG, also count the guest instructions of every timed pass
+    /// (a QEMU plugin, bench/qemu-plugin/insn_window.c, built with gcc;
+    /// slows the guest down): the report gives instructions per message
+    /// and judges the cost targets on them too.
+    #[arg(long)]
+    pub insns: bool,
     #[command(flatten)]
     pub kernel: ProfileOpt,
     #[command(flatten)]

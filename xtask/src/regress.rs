@@ -230,6 +230,7 @@ fn run_on_kernel(
             rwdirs: vec![dir.path()],
             exec: Some(exec),
             console: true,
+            qemu_opts: vec![],
         };
         let _ = std::fs::remove_file(dir.running());
         let mut session = vm::Session::spawn(vm::command(&spec, accel)?).context("starting vng")?;

@@ -201,6 +201,7 @@ pub fn run(sh: &Shell, args: &TestArgs) -> Result<()> {
         rwdirs: vec![results.path()],
         exec: Some(exec),
         console: true,
+        qemu_opts: vec![],
     };
     let kselftest_time: u64 = kselftests
         .iter()

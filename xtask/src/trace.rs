@@ -47,6 +47,7 @@ pub fn run(sh: &Shell, args: &TraceArgs) -> Result<()> {
         rwdirs: vec![],
         exec: Some(exec),
         console: false,
+        qemu_opts: vec![],
     };
     let mut session = vm::Session::spawn(vm::command(&spec, &accel)?).context("starting vng")?;
     let mut relay = |l: vm::Line| match l.stream {

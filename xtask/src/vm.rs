@@ -87,6 +87,8 @@ pub struct VmSpec<'a> {
     /// level), for the caller to write to a console.log; otherwise only
     /// warnings and worse reach the console.
     pub console: bool,
+    /// Extra QEMU arguments (vng --qemu-opts), e.g. a TCG plugin.
+    pub qemu_opts: Vec<String>,
 }
 
 pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
@@ -110,6 +112,9 @@ pub fn command(spec: &VmSpec<'_>, accel: &Accel) -> Result<Command> {
     } else {
         // Keep the console quiet; kernel messages are collected from the log.
         c.arg("--append").arg("loglevel=4");
+    }
+    if !spec.qemu_opts.is_empty() {
+        c.arg(format!("--qemu-opts={}", spec.qemu_opts.join(" ")));
     }
     if let Some(words) = &spec.exec {
         let line: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
@@ -154,6 +159,7 @@ pub fn run(sh: &Shell, args: &VmArgs) -> Result<()> {
         rwdirs: vec![],
         exec: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
         console: false,
+        qemu_opts: vec![],
     };
     let status = command(&spec, &accel)?.status()?;
     match status.code() {
