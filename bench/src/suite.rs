@@ -141,15 +141,11 @@ impl Config {
                     Scenario::P2pStream | Scenario::P2pPingpong => {
                         v.extend(self.p2p_sizes.iter().map(|&z| (s, m, z, 1)))
                     }
-                    // A work queue is about handing out and waking, not
-                    // copying: small messages only.
-                    Scenario::UnicastAny => {
-                        for &z in self.fan_sizes.iter().filter(|&&z| z <= 4096) {
-                            v.extend(self.receivers.iter().map(|&r| (s, m, z, r)));
-                        }
-                    }
                     _ => {
-                        for &z in &self.fan_sizes {
+                        // A work queue is about handing out and waking, not
+                        // copying: small messages only.
+                        let small_only = s == Scenario::UnicastAny;
+                        for &z in self.fan_sizes.iter().filter(|&&z| !small_only || z <= 4096) {
                             v.extend(self.receivers.iter().map(|&r| (s, m, z, r)));
                         }
                     }
@@ -205,19 +201,15 @@ fn fabric(
     let (z, r) = (size as usize, receivers as usize);
     let cap = cfg.capacity(size);
     let unavailable = |e: anyhow::Error| anyhow!(Unavailable(format!("{e:#}")));
-    let uring = |d: Delivery, batched: bool| -> Box<dyn Fabric> {
-        let (b, depth) = if batched {
+    // Multishot receivers come with batched senders and as many provided
+    // buffers as the batched variant has RECVs in flight.
+    let uring = |d: Delivery, batched: bool, multishot: bool| -> Box<dyn Fabric> {
+        let (b, depth) = if batched || multishot {
             (cfg.batch as usize, cfg.depth as usize)
         } else {
             (1, 1)
         };
-        Box::new(UringStream::new(d, z, cfg.entries, b, depth, false))
-    };
-    // Batched senders; receivers with one multishot RECV and as many
-    // provided buffers as the batched variant has RECVs in flight.
-    let mshot = |d: Delivery| -> Box<dyn Fabric> {
-        let (b, depth) = (cfg.batch as usize, cfg.depth as usize);
-        Box::new(UringStream::new(d, z, cfg.entries, b, depth, true))
+        Box::new(UringStream::new(d, z, cfg.entries, b, depth, multishot))
     };
     Ok(match (s, mech) {
         (_, "pipe") => Box::new(FdCopies::new(FdKind::Pipe, mech, z, r, cap)?),
@@ -238,16 +230,16 @@ fn fabric(
             cfg.batch as usize,
             cfg.depth as usize,
         )?),
-        (Scenario::P2pStream, URING) => uring(Delivery::Unicast, false),
-        (Scenario::P2pStream, URING_BATCHED) => uring(Delivery::Unicast, true),
-        (Scenario::P2pStream, URING_MSHOT) => mshot(Delivery::Unicast),
-        (Scenario::Broadcast, URING_MSHOT) => mshot(Delivery::Broadcast),
-        (Scenario::Broadcast, URING) => uring(Delivery::Broadcast, false),
-        (Scenario::Broadcast, URING_BATCHED) => uring(Delivery::Broadcast, true),
-        (Scenario::Multicast, URING) => uring(Delivery::Multicast, false),
-        (Scenario::Multicast, URING_BATCHED) => uring(Delivery::Multicast, true),
-        (Scenario::UnicastAny, URING) => uring(Delivery::Unicast, false),
-        (Scenario::UnicastAny, URING_BATCHED) => uring(Delivery::Unicast, true),
+        (Scenario::P2pStream, URING) => uring(Delivery::Unicast, false, false),
+        (Scenario::P2pStream, URING_BATCHED) => uring(Delivery::Unicast, true, false),
+        (Scenario::P2pStream, URING_MSHOT) => uring(Delivery::Unicast, true, true),
+        (Scenario::Broadcast, URING_MSHOT) => uring(Delivery::Broadcast, true, true),
+        (Scenario::Broadcast, URING) => uring(Delivery::Broadcast, false, false),
+        (Scenario::Broadcast, URING_BATCHED) => uring(Delivery::Broadcast, true, false),
+        (Scenario::Multicast, URING) => uring(Delivery::Multicast, false, false),
+        (Scenario::Multicast, URING_BATCHED) => uring(Delivery::Multicast, true, false),
+        (Scenario::UnicastAny, URING) => uring(Delivery::Unicast, false, false),
+        (Scenario::UnicastAny, URING_BATCHED) => uring(Delivery::Unicast, true, false),
         _ => bail!("no stream mechanism {mech} for {}", s.id()),
     })
 }
