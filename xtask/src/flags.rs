@@ -164,6 +164,11 @@ pub enum PatchesCmd {
     ///   sparse      the objects of the touched .c files built with C=2 W=1 in
     ///               the base and in the patched tree (fast profile config);
     ///               only new diagnostics count, compared without line numbers.
+    ///   cross       `make vmlinux` of the series for arm64 and i386 (tinyconfig +
+    ///               kernel-config/cross-<arch>.config): errors, and warnings on
+    ///               lines the series wrote. arm64 uses aarch64-linux-gnu-gcc
+    ///               from PATH, else Debian's cross gcc unpacked into
+    ///               target/cross/ (downloaded once, not installed).
     ///   bisect      (with --bisect) `make vmlinux` at every prefix of the
     ///               series in target/kernel/build-bisect.
     ///
@@ -198,6 +203,8 @@ pub enum GateCheck {
     KernelDoc,
     /// sparse and W=1 on the touched objects.
     Sparse,
+    /// make vmlinux for arm64 (cross gcc) and i386.
+    Cross,
     /// make vmlinux at every prefix of the series.
     Bisect,
 }
@@ -209,6 +216,7 @@ impl GateCheck {
             GateCheck::Format => "format",
             GateCheck::KernelDoc => "kernel-doc",
             GateCheck::Sparse => "sparse",
+            GateCheck::Cross => "cross",
             GateCheck::Bisect => "bisect",
         }
     }

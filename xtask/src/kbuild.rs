@@ -33,8 +33,29 @@ pub fn configure(
     tree_key: &str,
     check: Check,
 ) -> Result<()> {
+    configure_with(sh, tree, out, request, tree_key, check, &[])
+}
+
+/// [`configure`] with make variables (`ARCH=arm64`, `CROSS_COMPILE=...`)
+/// for another architecture; every make in `out` must pass the same ones.
+pub fn configure_with(
+    sh: &Shell,
+    tree: &Path,
+    out: &Path,
+    request: &Fragment,
+    tree_key: &str,
+    check: Check,
+    vars: &[String],
+) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    let key = stamp::hash(&[request.render().as_bytes(), tree_key.as_bytes()]);
+    let vars_key = vars.join(" ");
+    let mut inputs = vec![request.render().into_bytes(), tree_key.as_bytes().to_vec()];
+    // Native builds keep the key they always had (no reconfiguration).
+    if !vars.is_empty() {
+        inputs.push(vars_key.into_bytes());
+    }
+    let parts: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+    let key = stamp::hash(&parts);
     let stamp = Stamp::new(out.join(".xtask-config"), key);
     let config = out.join(".config");
     if config.exists() && stamp.holds() {
@@ -45,13 +66,13 @@ pub fn configure(
         println!("[config] tinyconfig + {what}");
     }
     let o = format!("O={}", out.display());
-    cmd!(sh, "make -s -C {tree} {o} tinyconfig")
+    cmd!(sh, "make -s -C {tree} {o} {vars...} tinyconfig")
         .quiet()
         .ignore_stdout()
         .run()?;
     let tiny = std::fs::read_to_string(&config)?;
     std::fs::write(&config, request.apply_to(&tiny))?;
-    cmd!(sh, "make -s -C {tree} {o} olddefconfig")
+    cmd!(sh, "make -s -C {tree} {o} {vars...} olddefconfig")
         .quiet()
         .ignore_stdout()
         .run()?;

@@ -1,6 +1,7 @@
 //! `cargo xtask`: build the patched kernel, boot it, run the selftests.
 
 mod bench;
+mod cross;
 mod deps;
 mod fetch;
 mod flags;

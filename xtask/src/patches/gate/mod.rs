@@ -8,6 +8,8 @@
 //!   target/kernel/gate/series/        base + the series, one commit per patch
 //!   target/kernel/gate/build-base/    O= dirs for sparse + W=1 on the
 //!   target/kernel/gate/build-series/    objects of the .c files the series touches
+//!   target/kernel/gate/build-arm64/   O= dirs for vmlinux of the series
+//!   target/kernel/gate/build-i386/      for other architectures
 //!   target/kernel/build-bisect/       O= dir for building every prefix
 //!
 //! kernel-doc, sparse and W=1 compare the patched tree with the base and
@@ -16,6 +18,7 @@
 
 pub mod bisect;
 pub mod checkpatch;
+pub mod cross;
 pub mod diag;
 pub mod kernel_doc;
 pub mod sparse;
@@ -62,6 +65,7 @@ fn wanted(args: &CheckArgs) -> Vec<GateCheck> {
         GateCheck::Format,
         GateCheck::KernelDoc,
         GateCheck::Sparse,
+        GateCheck::Cross,
     ];
     if args.bisect {
         v.push(GateCheck::Bisect);
@@ -107,7 +111,7 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
     let needs_trees = checks.iter().any(|c| {
         matches!(
             c,
-            GateCheck::KernelDoc | GateCheck::Sparse | GateCheck::Bisect
+            GateCheck::KernelDoc | GateCheck::Sparse | GateCheck::Cross | GateCheck::Bisect
         )
     });
     if needs_trees {
@@ -122,6 +126,10 @@ pub fn run(sh: &Shell, args: &CheckArgs) -> Result<()> {
                 if checks.contains(&GateCheck::Sparse) {
                     let (f, note) = sparse::sparse_w1(sh, &trees, &input, args.jobs)?;
                     record("sparse+W=1", f, note);
+                }
+                if checks.contains(&GateCheck::Cross) {
+                    let (f, note) = cross::cross(sh, &trees, &input, args.jobs)?;
+                    record("cross", f, note);
                 }
                 if checks.contains(&GateCheck::Bisect) {
                     let (f, note) = bisect::bisect(sh, &trees, &input, args.jobs)?;
