@@ -142,7 +142,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     if got != base.sha256 && !fresh {
         // Left there by another pin (say, before a rebase): unpack the
         // .deb just verified again.
-        println!("from another .deb");
+        println!("left by another .deb");
         unpack()?;
         print!("[base] verifying sha256 of {} ... ", base.tarball);
         got = crate::fetch::sha256_file(&tarball)?;

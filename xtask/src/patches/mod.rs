@@ -19,7 +19,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::git::{add_worktree, git, At};
+use crate::git::{add_worktree, git, has_head, tracked_changes, At};
 use crate::kernel::{self, dev_dir, patch_dir};
 use series::Series;
 
@@ -38,12 +38,7 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
     let src = kernel::prepare_base(sh)?;
     let dev = dev_dir();
     let series = Series::load(&patch_dir())?;
-    let orphaned = dev.join(".git").exists()
-        && git(sh, &dev)
-            .args(["rev-parse", "HEAD"])
-            .ignore_stderr()
-            .read()
-            .is_err();
+    let orphaned = dev.join(".git").exists() && !has_head(sh, &dev);
     if orphaned {
         // Its repository was recreated (new base): nothing in it can be kept.
         println!(
@@ -114,13 +109,7 @@ fn format_patches(sh: &Shell, repo: &Path, base: &str) -> Result<(PathBuf, Vec<S
 /// that can be kept).
 fn dev_work(sh: &Shell, series: &Series) -> Result<Option<String>> {
     let dev = dev_dir();
-    let valid = dev.join(".git").exists()
-        && git(sh, &dev)
-            .args(["rev-parse", "HEAD"])
-            .ignore_stderr()
-            .read()
-            .is_ok();
-    if !valid {
+    if !has_head(sh, &dev) {
         return Ok(None);
     }
     let dirty = git(sh, &dev).args(["status", "--porcelain"]).read()?;
@@ -160,9 +149,7 @@ fn export(sh: &Shell) -> Result<()> {
             dev.display()
         );
     }
-    let dirty = git(sh, &dev)
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .read()?;
+    let dirty = tracked_changes(sh, &dev)?;
     if !dirty.is_empty() {
         bail!(
             "{} has uncommitted changes; commit them first:\n{dirty}",

@@ -27,7 +27,7 @@ use xshell::{cmd, Shell};
 use super::series::Series;
 use crate::fetch::{Fetcher, FileSpec, Pin};
 use crate::flags::RebaseArgs;
-use crate::git::git;
+use crate::git::{git, tracked_changes};
 use crate::kernel::{self, kernel_dir, patch_dir, src_dir, BaseSource};
 
 /// The branch of the rebase worktree and the tag of its base.
@@ -656,9 +656,7 @@ fn make_base_tree(sh: &Shell, src: &Path, tarball: &Path, msg: &str) -> Result<S
         .args(["tag", "-f", BASE_TAG, &commit])
         .ignore_stdout()
         .run()?;
-    let dirty = git(sh, &tree)
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .read()?;
+    let dirty = tracked_changes(sh, &tree)?;
     if !dirty.is_empty() {
         bail!(
             "{} does not match its new base commit:\n{dirty}",
@@ -808,9 +806,7 @@ fn resume(sh: &Shell) -> Result<()> {
             tree.display()
         );
     }
-    let dirty = git(sh, &tree)
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .read()?;
+    let dirty = tracked_changes(sh, &tree)?;
     if !dirty.is_empty() {
         bail!(
             "{} has uncommitted changes; commit or discard them first:\n{dirty}",
@@ -1140,15 +1136,10 @@ mod tests {
         edit("a.txt", "a5\n", "a5 patched\n");
         g(&["commit", "-q", "-a", "-m", "a: three"]);
         let out = d.join("out");
-        let patches: Vec<PathBuf> = g(&[
-            "format-patch",
-            "-o",
-            out.to_str().unwrap(),
-            "old-base",
-        ])
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+        let patches: Vec<PathBuf> = g(&["format-patch", "-o", out.to_str().unwrap(), "old-base"])
+            .lines()
+            .map(PathBuf::from)
+            .collect();
         assert_eq!(patches.len(), 3);
 
         // The new base: b8 changes (inside the second patch's context,
