@@ -545,7 +545,7 @@ fn start(sh: &Shell, to: &str, dry_run: bool) -> Result<()> {
     let series = Series::load(&patch_dir())?;
     if !dry_run {
         if let Some(why) = super::dev_work(sh, &series)? {
-            bail!("{why} before a rebase rewrites patches/");
+            bail!("{why}: a rebase rewrites patches/");
         }
     }
     let rec = apt_record(&base.package, to)?;
