@@ -191,6 +191,43 @@ pub enum PatchesCmd {
     /// target/patches/<series>/0000-cover-letter.patch and the numbered
     /// patches, ready for git send-email.
     CoverLetter,
+    /// Move the series to another 6.12.y of the base package.
+    ///
+    /// Fetches linux-source-6.12=VERSION (apt says where and its sha256),
+    /// makes its source the new base commit in a worktree,
+    /// target/kernel/rebase, and applies patches/series there one patch at
+    /// a time, reporting each as applied clean, applied with a 3-way merge,
+    /// or conflicted (with the files). A conflict stops there, `git am`
+    /// style: resolve it in the tree, `git am --continue`, then
+    /// `patches rebase --continue`. When every patch is in, patches/ is
+    /// exported from the tree and patches/base.toml pins the new version;
+    /// nothing is built. Until then patches/ is not touched.
+    #[command(verbatim_doc_comment)]
+    Rebase(RebaseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RebaseArgs {
+    /// The Debian version to move to, e.g. 6.12.118-1~deb12u1.
+    #[arg(
+        long,
+        value_name = "VERSION",
+        required_unless_present_any = ["resume", "abort"],
+        conflicts_with_all = ["resume", "abort"]
+    )]
+    pub to: Option<String>,
+    /// Only report how each patch applies: patches/ is not touched and no
+    /// tree is left behind.
+    #[arg(long, conflicts_with_all = ["resume", "abort"])]
+    pub dry_run: bool,
+    /// Go on after a conflict was resolved and `git am --continue`d (or
+    /// `git am --skip`ped) in target/kernel/rebase.
+    #[arg(long = "continue", id = "resume", conflicts_with = "abort")]
+    pub resume: bool,
+    /// Give up the rebase in progress: remove its tree; patches/ stays as
+    /// it was.
+    #[arg(long)]
+    pub abort: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -457,6 +494,34 @@ mod tests {
             "bench --timeout 9",
         ] {
             assert!(parse(old).is_err(), "{old}");
+        }
+    }
+
+    #[test]
+    fn rebase_takes_one_of_to_continue_abort() {
+        let Cmd::Patches(PatchesArgs {
+            cmd: PatchesCmd::Rebase(r),
+        }) = parse("patches rebase --to 6.12.118-1~deb12u1 --dry-run").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.to.as_deref(), Some("6.12.118-1~deb12u1"));
+        assert!(r.dry_run && !r.resume && !r.abort);
+        let Cmd::Patches(PatchesArgs {
+            cmd: PatchesCmd::Rebase(r),
+        }) = parse("patches rebase --continue").unwrap()
+        else {
+            panic!()
+        };
+        assert!(r.resume && r.to.is_none());
+        for bad in [
+            "patches rebase",
+            "patches rebase --dry-run",
+            "patches rebase --to 6.12.118-1 --continue",
+            "patches rebase --continue --abort",
+            "patches rebase --abort --dry-run",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -27,6 +27,25 @@ pub fn blob_at_head(sh: &Shell, repo: &Path, path: &str) -> xshell::Result<Strin
         .read()
 }
 
+/// What `git status --porcelain` says of the tracked files of `tree`:
+/// empty when they are as committed.
+pub fn tracked_changes(sh: &Shell, tree: &Path) -> Result<String> {
+    Ok(git(sh, tree)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .read()?)
+}
+
+/// Whether `tree` is a git tree whose HEAD resolves (a worktree whose
+/// repository was recreated is not).
+pub fn has_head(sh: &Shell, tree: &Path) -> bool {
+    tree.join(".git").exists()
+        && git(sh, tree)
+            .args(["rev-parse", "HEAD"])
+            .ignore_stderr()
+            .read()
+            .is_ok()
+}
+
 /// Abort a `git am` in progress, if any.
 fn am_abort(sh: &Shell, repo: &Path) {
     let _ = git(sh, repo)

@@ -30,7 +30,7 @@ use crate::stamp::{self, Stamp};
 /// tree is made changes, so older trees are rebuilt.
 const BASE_STAMP: &str = ".git/uring-ipc-base-v2";
 /// Fixed date of the base commit, so its hash depends only on the source.
-const BASE_DATE: &str = "2025-01-01T00:00:00Z";
+pub const BASE_DATE: &str = "2025-01-01T00:00:00Z";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,13 +127,26 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     }
     let unpacked = dl.join("unpacked");
     let tarball = unpacked.join(&base.tarball);
-    if !tarball.exists() {
+    let unpack = || -> Result<()> {
         println!("[base] unpacking {deb_name}");
         let _ = std::fs::remove_dir_all(&unpacked);
         cmd!(sh, "dpkg-deb -x {deb} {unpacked}").run()?;
+        Ok(())
+    };
+    let fresh = !tarball.exists();
+    if fresh {
+        unpack()?;
     }
     print!("[base] verifying sha256 of {} ... ", base.tarball);
-    let got = crate::fetch::sha256_file(&tarball)?;
+    let mut got = crate::fetch::sha256_file(&tarball)?;
+    if got != base.sha256 && !fresh {
+        // Left there by another pin (say, before a rebase): unpack the
+        // .deb just verified again.
+        println!("left by another .deb");
+        unpack()?;
+        print!("[base] verifying sha256 of {} ... ", base.tarball);
+        got = crate::fetch::sha256_file(&tarball)?;
+    }
     if got != base.sha256 {
         println!("MISMATCH");
         bail!(
@@ -160,7 +173,7 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     // --force: the base must be exactly the tarball, including the 385
     // dot-files the kernel's own .gitignore matches (".*").
     git(sh, &tmp).args(["add", "-A", "--force"]).run()?;
-    let msg = format!("Linux {} ({} {})", base.version, base.package, base.sha256);
+    let msg = base_commit_message(&base.package, &base.version, &base.sha256);
     git(sh, &tmp)
         .args(["commit", "-q", "--no-verify", "-m", &msg])
         .env("GIT_AUTHOR_DATE", BASE_DATE)
@@ -177,10 +190,17 @@ pub fn prepare_base(sh: &Shell) -> Result<PathBuf> {
     Ok(src)
 }
 
+/// The message of the base commit: what it was made from. With the fixed
+/// dates and the workspace's identity, the commit's hash depends only on
+/// the source.
+pub fn base_commit_message(package: &str, version: &str, tarball_sha256: &str) -> String {
+    format!("Linux {version} ({package} {tarball_sha256})")
+}
+
 /// Debian's tarball ships a .gitignore whose last block ignores everything at
 /// the top level (it is meant for Debian's packaging repository). Left in, it
 /// would hide new files from git in the trees developers edit.
-fn strip_debian_gitignore(path: &Path) -> Result<()> {
+pub fn strip_debian_gitignore(path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     if let Some(i) = text.find("#\n# Debian packaging") {
         std::fs::write(path, &text[..i])?;

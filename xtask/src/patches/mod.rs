@@ -9,6 +9,7 @@
 pub mod cover;
 pub mod gate;
 pub mod mail;
+pub mod rebase;
 pub mod series;
 pub mod trees;
 
@@ -18,7 +19,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::flags::{PatchesArgs, PatchesCmd};
-use crate::git::{add_worktree, git, At};
+use crate::git::{add_worktree, git, has_head, tracked_changes, At};
 use crate::kernel::{self, dev_dir, patch_dir};
 use series::Series;
 
@@ -29,6 +30,7 @@ pub fn run(sh: &Shell, args: &PatchesArgs) -> Result<()> {
         PatchesCmd::Export => export(sh),
         PatchesCmd::Check(ref a) => gate::run(sh, a),
         PatchesCmd::CoverLetter => cover::run(sh),
+        PatchesCmd::Rebase(ref a) => rebase::run(sh, a),
     }
 }
 
@@ -36,12 +38,7 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
     let src = kernel::prepare_base(sh)?;
     let dev = dev_dir();
     let series = Series::load(&patch_dir())?;
-    let orphaned = dev.join(".git").exists()
-        && git(sh, &dev)
-            .args(["rev-parse", "HEAD"])
-            .ignore_stderr()
-            .read()
-            .is_err();
+    let orphaned = dev.join(".git").exists() && !has_head(sh, &dev);
     if orphaned {
         // Its repository was recreated (new base): nothing in it can be kept.
         println!(
@@ -51,20 +48,10 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
         std::fs::remove_dir_all(&dev)?;
     }
     if dev.join(".git").exists() {
-        let dirty = git(sh, &dev).args(["status", "--porcelain"]).read()?;
-        if !dirty.is_empty() && !force {
-            bail!(
-                "{} has uncommitted changes; commit and `cargo xtask patches export` them, \
-                 or rerun with --force to discard them",
-                dev.display()
-            );
-        }
-        if !force && unexported(sh, &dev, &series)? {
-            bail!(
-                "{} has commits that differ from patches/; run `cargo xtask patches export` \
-                 first, or --force to discard them",
-                dev.display()
-            );
+        if !force {
+            if let Some(why) = dev_work(sh, &series)? {
+                bail!("{why}, or rerun with --force to discard them");
+            }
         }
     } else {
         println!("[patches] creating worktree {}", dev.display());
@@ -83,11 +70,11 @@ fn apply(sh: &Shell, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Render base..HEAD of `repo` as patches in a fresh directory. The options
+/// Render `base`..HEAD of `repo` as patches in a fresh directory. The options
 /// make the output depend only on the commits: no commit hashes, no git
 /// version signature, no [PATCH n/m] numbering (which would change every
 /// subject when a patch is added), and fixed-width blob abbreviations.
-fn format_patches(sh: &Shell, repo: &Path) -> Result<(PathBuf, Vec<String>)> {
+fn format_patches(sh: &Shell, repo: &Path, base: &str) -> Result<(PathBuf, Vec<String>)> {
     let out = crate::target_dir().join("kernel/export.tmp");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
@@ -101,7 +88,7 @@ fn format_patches(sh: &Shell, repo: &Path) -> Result<(PathBuf, Vec<String>)> {
             "-o",
         ])
         .arg(&out)
-        .arg("base..HEAD")
+        .arg(format!("{base}..HEAD"))
         .read()?;
     let names = files
         .lines()
@@ -117,8 +104,32 @@ fn format_patches(sh: &Shell, repo: &Path) -> Result<(PathBuf, Vec<String>)> {
     Ok((out, names))
 }
 
+/// What the dev tree holds that patches/ lacks, if anything: uncommitted
+/// changes or commits not exported (a tree of an older base holds nothing
+/// that can be kept).
+fn dev_work(sh: &Shell, series: &Series) -> Result<Option<String>> {
+    let dev = dev_dir();
+    if !has_head(sh, &dev) {
+        return Ok(None);
+    }
+    let dirty = git(sh, &dev).args(["status", "--porcelain"]).read()?;
+    if !dirty.is_empty() {
+        return Ok(Some(format!(
+            "{} has uncommitted changes; commit and `cargo xtask patches export` them",
+            dev.display()
+        )));
+    }
+    if unexported(sh, &dev, series)? {
+        return Ok(Some(format!(
+            "{} has commits that differ from patches/; run `cargo xtask patches export` first",
+            dev.display()
+        )));
+    }
+    Ok(None)
+}
+
 fn unexported(sh: &Shell, dev: &Path, series: &Series) -> Result<bool> {
-    let (tmp, names) = format_patches(sh, dev)?;
+    let (tmp, names) = format_patches(sh, dev, "base")?;
     if names != series.patches {
         return Ok(true);
     }
@@ -138,17 +149,21 @@ fn export(sh: &Shell) -> Result<()> {
             dev.display()
         );
     }
-    let dirty = git(sh, &dev)
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .read()?;
+    let dirty = tracked_changes(sh, &dev)?;
     if !dirty.is_empty() {
         bail!(
             "{} has uncommitted changes; commit them first:\n{dirty}",
             dev.display()
         );
     }
+    export_from(sh, &dev, "base")
+}
+
+/// Write `base`..HEAD of `repo` to patches/ and patches/series, removing
+/// the patches it no longer has.
+fn export_from(sh: &Shell, repo: &Path, base: &str) -> Result<()> {
     let old = Series::load(&patch_dir()).unwrap_or(Series { patches: vec![] });
-    let (tmp, names) = format_patches(sh, &dev)?;
+    let (tmp, names) = format_patches(sh, repo, base)?;
     let mut changed = 0;
     for n in &names {
         let new = std::fs::read(tmp.join(n))?;

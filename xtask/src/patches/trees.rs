@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::git::{add_worktree, am_on_base, git, git_dir, At};
+use crate::git::{add_worktree, am_on_base, git, git_dir, tracked_changes, At};
 use crate::kernel::{self, kernel_dir};
 use crate::lock::FileLock;
 use crate::patches::gate::Finding;
@@ -115,10 +115,7 @@ impl SeriesTrees {
 
         let base_sha = git(sh, &base).args(["rev-parse", "base"]).read()?;
         if git(sh, &base).args(["rev-parse", "HEAD"]).read()? != base_sha
-            || !git(sh, &base)
-                .args(["status", "--porcelain", "--untracked-files=no"])
-                .read()?
-                .is_empty()
+            || !tracked_changes(sh, &base)?.is_empty()
         {
             git(sh, &base)
                 .args(["checkout", "-q", "-f", "--detach", "base"])
@@ -132,10 +129,7 @@ impl SeriesTrees {
             .ignore_stderr()
             .read()
             .is_ok();
-        let clean = git(sh, &series)
-            .args(["status", "--porcelain", "--untracked-files=no"])
-            .read()?
-            .is_empty();
+        let clean = tracked_changes(sh, &series)?.is_empty();
         if branch_ok && clean && stamp.holds() {
             // Possibly left at a prefix by an interrupted bisect.
             git(sh, &series)
