@@ -7,6 +7,13 @@
 //! unpacked into target/cross/<triple>/: on bookworm, installing
 //! gcc-12-aarch64-linux-gnu removes gcc-multilib, which the 32-bit
 //! selftests need, so it is not installed system-wide.
+//!
+//! The unpacked binutils link against libraries of the same packages
+//! (libopcodes-2.40-arm64.so and friends, in usr/lib/<host multiarch>/),
+//! which the dynamic loader does not look for there; gcc also runs its
+//! assembler by its own path. So bin/ holds small shell wrappers that put
+//! those directories on LD_LIBRARY_PATH, for the tool and everything it
+//! starts.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +77,34 @@ fn tools(triple: &str) -> Vec<(String, String)> {
     v
 }
 
+/// Version of the layout under target/cross/<triple>/: a tree unpacked by
+/// an older xtask (plain symlinks, no wrappers) is unpacked again.
+const LAYOUT: &str = "wrappers-v2";
+
+/// What `.complete` holds once a tree is unpacked and checked.
+fn stamp(pkgs: &[String]) -> String {
+    format!("{LAYOUT} {}", pkgs.join(" "))
+}
+
+/// Directory of the host's shared libraries in a Debian tree.
+fn host_multiarch_libdir() -> String {
+    format!("usr/lib/{}-linux-gnu", std::env::consts::ARCH)
+}
+
+/// A /bin/sh script that runs `real` with `libdir` first on the loader's
+/// path.
+fn wrapper(real: &Path, libdir: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # runs the unpacked cross tool with its own libraries\n\
+         LD_LIBRARY_PATH='{lib}'${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\n\
+         export LD_LIBRARY_PATH\n\
+         exec '{real}' \"$@\"\n",
+        lib = libdir.display(),
+        real = real.display()
+    )
+}
+
 /// Where the unpacked compiler for `triple` lives.
 pub fn prefix(triple: &str) -> PathBuf {
     crate::target_dir().join("cross").join(triple)
@@ -106,7 +141,7 @@ fn provision(sh: &Shell, triple: &str) -> Result<PathBuf> {
     let bin = root.join("bin");
     let done = root.join(".complete");
     let pkgs = packages(triple);
-    if done.is_file() && std::fs::read_to_string(&done)?.trim() == pkgs.join(" ") {
+    if done.is_file() && std::fs::read_to_string(&done)?.trim() == stamp(&pkgs) {
         return Ok(bin);
     }
     if crate::deps::which("apt-get").is_none() || crate::deps::which("dpkg-deb").is_none() {
@@ -147,7 +182,8 @@ fn provision(sh: &Shell, triple: &str) -> Result<PathBuf> {
             cmd!(sh, "dpkg-deb -x {deb} {files}").quiet().run()?;
         }
     }
-    for (link, file) in tools(triple) {
+    let libdir = files.join(host_multiarch_libdir());
+    for (name, file) in tools(triple) {
         let real = files.join("usr/bin").join(&file);
         if !real.exists() {
             bail!(
@@ -156,16 +192,24 @@ fn provision(sh: &Shell, triple: &str) -> Result<PathBuf> {
                 files.display()
             );
         }
-        std::os::unix::fs::symlink(&real, bin.join(&link))?;
+        write_executable(&bin.join(&name), &wrapper(&real, &libdir))?;
     }
     check_compiler(sh, &bin.join(format!("{triple}-gcc")))?;
     std::fs::remove_dir_all(&debs)?;
-    std::fs::write(&done, pkgs.join(" ") + "\n")?;
+    std::fs::write(&done, stamp(&pkgs) + "\n")?;
     Ok(bin)
 }
 
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
 /// Compile an empty translation unit with `gcc`: the unpacked compiler
-/// finds its cc1 and assembler relative to itself, or this fails.
+/// finds its cc1 and assembler relative to itself, and the assembler its
+/// libraries, or this fails.
 fn check_compiler(sh: &Shell, gcc: &Path) -> Result<()> {
     let dir = gcc.parent().unwrap().parent().unwrap();
     let src = dir.join("check.c");
@@ -201,6 +245,33 @@ mod tests {
             "aarch64-linux-gnu-ld".to_string(),
             "aarch64-linux-gnu-ld".to_string()
         )));
+    }
+
+    #[test]
+    fn wrapper_puts_the_unpacked_libs_on_the_loader_path() {
+        let dir = std::env::temp_dir().join(format!("xtask-cross-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("tool");
+        let w = wrapper(Path::new("/usr/bin/env"), Path::new("/opt/x/lib"));
+        write_executable(&script, &w).unwrap();
+        let out = std::process::Command::new(&script)
+            .env("LD_LIBRARY_PATH", "/before")
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let env = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            env.lines()
+                .any(|l| l == "LD_LIBRARY_PATH=/opt/x/lib:/before"),
+            "{env}"
+        );
+    }
+
+    #[test]
+    fn an_old_layout_is_unpacked_again() {
+        let pkgs = packages("aarch64-linux-gnu");
+        assert_ne!(stamp(&pkgs), pkgs.join(" "));
+        assert!(stamp(&pkgs).starts_with(LAYOUT));
     }
 
     #[test]
