@@ -1,6 +1,6 @@
 //! liburing's own test suite, from Debian's liburing source package: the
-//! files pinned by content in ci/liburing.toml (apt, Debian's snapshot
-//! archive or the local cache), built on the host (about 15
+//! files pinned by content in ci/liburing.toml (apt, Debian's pool, the
+//! snapshot archive or the local cache), built on the host (about 15
 //! binaries a second on two cores; the tests link liburing statically) and
 //! run in the guest by `cargo xtask regress`.
 //!

@@ -490,11 +490,20 @@ pub enum Comparison {
 
 /// The comparison for one test: a regression is a test that passes on the
 /// base (without a kernel splat) and does not pass, or splats, when
-/// patched.
+/// patched; or one that skips on the base and fails when patched. A skip
+/// is how a program says "this kernel lacks the feature", judged from the
+/// error an unknown opcode or register command gets: a patched kernel
+/// must give the same answer for every number it does not implement.
 pub fn compare(base: Option<&TestResult>, patched: Option<&TestResult>) -> Comparison {
     let clean_pass = |r: Option<&TestResult>| {
         r.is_some_and(|r| r.outcome == Outcome::Pass && r.splats.is_empty())
     };
+    let clean_skip = |r: Option<&TestResult>| {
+        r.is_some_and(|r| r.outcome == Outcome::Skip && r.splats.is_empty())
+    };
+    if clean_skip(base) && !clean_skip(patched) && !clean_pass(patched) {
+        return Comparison::Regression;
+    }
     match (clean_pass(base), clean_pass(patched)) {
         (true, false) => Comparison::Regression,
         (false, true) if base.is_some_and(|b| b.outcome == Outcome::Fail) => Comparison::Fixed,
@@ -771,6 +780,19 @@ mod tests {
             compare(Some(&r(Skip, false)), Some(&pass)),
             Comparison::Same
         );
+        // A feature probe that says "unsupported" on the base must say
+        // so on the patched kernel too, not fail.
+        let skip = r(Skip, false);
+        assert_eq!(compare(Some(&skip), Some(&skip)), Comparison::Same);
+        assert_eq!(
+            compare(Some(&skip), Some(&r(Fail, false))),
+            Comparison::Regression
+        );
+        assert_eq!(
+            compare(Some(&skip), Some(&r(Skip, true))),
+            Comparison::Regression
+        );
+        assert_eq!(compare(Some(&skip), None), Comparison::Regression);
         assert_eq!(
             compare(Some(&r(Fail, false)), Some(&pass)),
             Comparison::Fixed
