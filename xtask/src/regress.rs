@@ -157,7 +157,14 @@ fn outcome_of(t: &GuestTest, exit: &Exit, ktap: &str) -> Outcome {
     if by_exit == Outcome::Fail {
         return by_exit;
     }
-    let tally = crate::ktap::tally_binary(&t.name, ktap, exit);
+    // The KTAP tally knows only kselftest's exit codes: a skip by the
+    // test's own convention (liburing's 77) is told to it as kselftest's.
+    let tally_exit = if by_exit == Outcome::Skip {
+        Exit::Code(4)
+    } else {
+        *exit
+    };
+    let tally = crate::ktap::tally_binary(&t.name, ktap, &tally_exit);
     if tally.failed > 0 {
         Outcome::Fail
     } else if tally.passed == 0 && tally.skipped > 0 {
@@ -839,6 +846,20 @@ mod tests {
         let wrapped = crate::guest::to_ktap("x", "text\n", t.convention, &Exit::Code(0));
         assert_eq!(outcome_of(&t, &Exit::Code(0), &wrapped), Outcome::Pass);
         assert_eq!(outcome_of(&t, &Exit::Timeout(60), mixed), Outcome::Fail);
+    }
+
+    #[test]
+    fn a_liburing_skip_is_a_skip() {
+        let t = guest_test("liburing.epwait", None);
+        for (exit, want) in [
+            (Exit::Code(77), Outcome::Skip),
+            (Exit::Code(0), Outcome::Pass),
+            (Exit::Code(1), Outcome::Fail),
+            (Exit::Code(4), Outcome::Fail),
+        ] {
+            let k = crate::guest::to_ktap(&t.name, "", t.convention, &exit);
+            assert_eq!(outcome_of(&t, &exit, &k), want, "{exit}");
+        }
     }
 
     fn guest_test(name: &str, timeout: Option<u64>) -> GuestTest {
