@@ -34,13 +34,19 @@ pub enum Convention {
     Kselftest,
     /// liburing's test suite: exit 0 pass, 77 skip, anything else fail.
     Liburing,
+    /// The kernel's `run_kselftest.sh` running one kselftest program: the
+    /// program's output and exit are read back from the runner's TAP
+    /// ([`crate::kselftest::parse_runner`]), then judged as [`Kselftest`].
+    ///
+    /// [`Kselftest`]: Convention::Kselftest
+    KselftestRunner,
 }
 
 impl Convention {
     /// What a binary's exit means under this convention (its output aside).
     pub fn judge(self, exit: &Exit) -> Outcome {
         let skip_code = match self {
-            Convention::Ktap | Convention::Kselftest => 4,
+            Convention::Ktap | Convention::Kselftest | Convention::KselftestRunner => 4,
             Convention::Liburing => 77,
         };
         match exit {
@@ -307,7 +313,7 @@ fn run_one(t: &GuestTest, dir: &ResultsDir, timeout: u64) -> Result<Exit> {
             None
         }
     };
-    let exit = match status {
+    let mut exit = match status {
         None => {
             say(&format!("    # {name}: killed after {timeout}s"));
             Exit::Timeout(timeout)
@@ -318,8 +324,13 @@ fn run_one(t: &GuestTest, dir: &ResultsDir, timeout: u64) -> Result<Exit> {
         let _ = std::fs::remove_dir_all(d);
     }
     if t.convention != Convention::Ktap {
-        let raw = std::fs::read_to_string(&raw_path).unwrap_or_default();
-        std::fs::write(&ktap_path, to_ktap(name, &raw, t.convention, &exit))?;
+        let mut raw = std::fs::read_to_string(&raw_path).unwrap_or_default();
+        let mut convention = t.convention;
+        if convention == Convention::KselftestRunner {
+            (raw, exit) = crate::kselftest::runner_verdict(&raw, exit);
+            convention = Convention::Kselftest;
+        }
+        std::fs::write(&ktap_path, to_ktap(name, &raw, convention, &exit))?;
     }
     Ok(exit)
 }

@@ -291,14 +291,31 @@ pub fn merged_fragment(profile: Profile) -> Result<Fragment> {
     Ok(Fragment::merge(&frags))
 }
 
+/// What a patched kernel of `profile` is configured from: kernel-config/'s
+/// fragments, then the `config` files of the in-tree kselftests
+/// `cargo xtask test` runs, from the patched tree `src` (as
+/// `make kselftest-merge` adds them). Every value is verified after
+/// olddefconfig, so a selftest need that Kconfig drops fails the build. The
+/// second value names the parts for the log.
+pub fn request(src: &Path, profile: Profile) -> Result<(Fragment, String)> {
+    let mut frags = vec![merged_fragment(profile)?];
+    let mut names = fragment_names(profile);
+    for (name, f) in crate::kselftest::config_fragments(src, &crate::kselftest::TARGETS)? {
+        frags.push(f);
+        names.push_str(&format!(" + {name}"));
+    }
+    Ok((Fragment::merge(&frags), names))
+}
+
 fn configure(sh: &Shell, src: &Path, profile: Profile, series_hash: &str) -> Result<()> {
+    let (request, names) = request(src, profile)?;
     kbuild::configure(
         sh,
         src,
         &build_dir(profile),
-        &merged_fragment(profile)?,
+        &request,
         series_hash,
-        Check::Strict(&fragment_names(profile)),
+        Check::Strict(&names),
     )
 }
 
