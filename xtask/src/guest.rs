@@ -193,8 +193,25 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// The /dev links a udev-managed system has and the guest's devtmpfs
+/// lacks: without them `>> /dev/stdout` (kselftest's runner.sh writes every
+/// program's output so) creates a regular file and the output is lost.
+fn ensure_std_links() {
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        if std::fs::symlink_metadata(link).is_err() {
+            let _ = std::os::unix::fs::symlink(target, link);
+        }
+    }
+}
+
 pub fn run(args: &GuestRunArgs) -> Result<()> {
     let dir = &ResultsDir::new(&args.results);
+    ensure_std_links();
     std::fs::write(dir.boot_dmesg(), read_clear_kmsg())?;
     std::fs::write(dir.uname(), uname_release())?;
     let mut tests: Vec<GuestTest> = args
