@@ -193,25 +193,58 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// The /dev links a udev-managed system has and the guest's devtmpfs
-/// lacks: without them `>> /dev/stdout` (kselftest's runner.sh writes every
-/// program's output so) creates a regular file and the output is lost.
-fn ensure_std_links() {
-    for (link, target) in [
+/// /dev/stdout and /dev/stderr as the tests need them. virtme-ng links
+/// them to its own console ports (/dev/virtio-ports/virtme.dev_stdout), so
+/// `>> /dev/stdout` in a test (kselftest's runner.sh appends every
+/// program's output so) bypasses the pipe guest-run reads and the output is
+/// lost to the record. While guest-run runs they name each process's own
+/// descriptors, as on a udev system; [`StdLinks::restore`] puts vng's back
+/// for what runs after it.
+struct StdLinks {
+    saved: Vec<(&'static str, Option<std::path::PathBuf>)>,
+}
+
+impl StdLinks {
+    const LINKS: [(&'static str, &'static str); 4] = [
         ("/dev/fd", "/proc/self/fd"),
         ("/dev/stdin", "/proc/self/fd/0"),
         ("/dev/stdout", "/proc/self/fd/1"),
         ("/dev/stderr", "/proc/self/fd/2"),
-    ] {
-        if std::fs::symlink_metadata(link).is_err() {
-            let _ = std::os::unix::fs::symlink(target, link);
+    ];
+
+    fn set() -> StdLinks {
+        let mut saved = Vec::new();
+        for (link, target) in Self::LINKS {
+            let old = std::fs::read_link(link).ok();
+            if old.as_deref() == Some(Path::new(target)) {
+                continue;
+            }
+            if old.is_some() {
+                let _ = std::fs::remove_file(link);
+            } else if std::fs::symlink_metadata(link).is_ok() {
+                // Not a link: leave it alone.
+                continue;
+            }
+            if std::os::unix::fs::symlink(target, link).is_ok() {
+                saved.push((link, old));
+            }
+        }
+        StdLinks { saved }
+    }
+
+    fn restore(self) {
+        for (link, old) in self.saved {
+            let _ = std::fs::remove_file(link);
+            if let Some(old) = old {
+                let _ = std::os::unix::fs::symlink(old, link);
+            }
         }
     }
 }
 
 pub fn run(args: &GuestRunArgs) -> Result<()> {
     let dir = &ResultsDir::new(&args.results);
-    ensure_std_links();
+    let links = StdLinks::set();
     std::fs::write(dir.boot_dmesg(), read_clear_kmsg())?;
     std::fs::write(dir.uname(), uname_release())?;
     let mut tests: Vec<GuestTest> = args
@@ -262,6 +295,7 @@ pub fn run(args: &GuestRunArgs) -> Result<()> {
         say(&line);
     }
     let _ = std::fs::remove_file(dir.running());
+    links.restore();
     // SAFETY: sync() has no preconditions; flush results to the 9p share.
     unsafe { libc::sync() };
     std::process::exit(if all_ok { 0 } else { 1 });
