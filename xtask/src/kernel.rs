@@ -272,10 +272,14 @@ pub fn apply_series(sh: &Shell, repo: &Path, series: &Series, stamp_name: &str) 
 
 pub fn fragments(profile: Profile) -> Vec<PathBuf> {
     let dir = crate::project_root().join("kernel-config");
-    let mut v = vec![dir.join("base.config"), dir.join("ipc.config")];
+    let mut v = vec![
+        dir.join("base.config"),
+        dir.join("ipc.config"),
+        dir.join("postmortem.config"),
+    ];
     match profile {
-        // BTF needs DWARF, which costs build time: only the everyday
-        // profile carries it, the debug one is slow enough already.
+        // BTF costs build time on top of DWARF: only the everyday profile
+        // carries it, the debug one is slow enough already.
         Profile::Fast => v.push(dir.join("trace.config")),
         Profile::Debug => v.push(dir.join("debug.config")),
     }
